@@ -2,5 +2,25 @@
 //! module. Time and seeds are inputs; the same code runs under io_uring, under the poll driver
 //! and inside the deterministic simulator.
 
+pub mod bulk;
+pub mod bus;
+pub mod config;
+pub mod control;
+pub mod dedup;
 pub mod registry;
+pub mod rng;
+pub mod routing;
+pub mod service;
+pub mod stats;
+pub mod streams;
+pub mod time;
+pub mod trace;
 pub mod wire;
+
+pub use bus::{Bus, CycleReport, Event, LinkId, Progress, SendError, ServeError, Transmit};
+pub use config::BusConfig;
+pub use service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
+pub use time::{Duration, Instant};
+
+#[cfg(test)]
+mod tests;

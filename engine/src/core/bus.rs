@@ -1,0 +1,3120 @@
+//! The Safari Bus of one station: a deterministic, sans-IO state machine.
+//!
+//! # Call order (one cycle, the "tram stop")
+//!
+//! 1. Feed everything that arrived: [`Bus::handle_frame`] for each received frame,
+//!    [`Bus::handle_io`] for each completed I/O request.
+//! 2. Run [`Bus::cycle`] with the time read once at the top of the cycle. It runs the
+//!    **deliver phase** (tees observe, then handlers consume, in role order) and then the
+//!    **commit phase** (what handlers produced, ACKs, resends, bulk segments and stream frames
+//!    enter the bus and are encoded for the links).
+//! 3. Drain outputs: [`Bus::poll_transmit`] (frames for links), [`Bus::poll_io`] (spool and
+//!    source I/O), [`Bus::poll_event`] (application events).
+//! 4. Sleep until [`Bus::poll_timeout`] or the next input, then repeat.
+//!
+//! Nothing here reads a clock, draws OS randomness, spawns a thread or makes a syscall, so the
+//! runtime, the poll driver and the simulator all run this same code. The normative behaviour
+//! is `spec/model/SafariBus-v1.md` and the specs next to it.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+use super::bulk::{
+    InFlight, InState, InTransfer, IoFailure, IoId, IoOutcome, IoRequest, OutState, OutTransfer,
+    SegmentSet, spool_key,
+};
+use super::config::BusConfig;
+use super::control::{
+    ACK_SEQS_MAX, AckList, Advert, AuditRecord, BulkOffer, Busy, ControlError, Nack, Reason,
+    SegmentMap, TraceEvent, TraceReport,
+};
+use super::dedup::{ReceiveWindow, Verdict};
+use super::registry::{self, PortClass};
+use super::rng::Rng;
+use super::routing::{AdvertOutcome, Topology};
+use super::service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
+use super::stats::Stats;
+use super::streams::TokenCache;
+use super::time::{Duration, Instant};
+use super::trace::TraceCollector;
+use super::wire::frame::{
+    self, DecodeOptions, Flags, FrameError, FrameView, Header, Lane, PacketType, RecipientKind,
+    Segment,
+};
+
+/// Identifies a link (a connection to a neighbour) of this bus.
+pub type LinkId = u32;
+
+/// The pseudo-link frames to this station itself travel on.
+pub const LOOPBACK: LinkId = u32::MAX;
+
+/// Epochs (incarnations) of one sender whose receive windows are kept.
+const EPOCHS_KEPT: usize = 4;
+/// Events queued at most; more are dropped and counted.
+const EVENTS_MAX: usize = 65_536;
+/// Deliveries kept in the built-in delivery log (port 1's ring).
+const TRACE_FLOWS_MAX: usize = 1024;
+
+/// A frame to hand to a link.
+#[derive(Debug)]
+pub struct Transmit {
+    /// The link.
+    pub link: LinkId,
+    /// The encoded frame (give it back with [`Bus::recycle`] when sent).
+    pub frame: Vec<u8>,
+}
+
+/// What the bus tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An ACK-required message was acknowledged by its recipient (its handler ran).
+    Delivered {
+        /// The message's request id.
+        request_id: u64,
+        /// The station that acknowledged.
+        destination: u32,
+        /// The sending port.
+        from_port: u16,
+    },
+    /// A message was given up and sent to DEAD_LETTER.
+    DeadLettered {
+        /// The audit record.
+        record: AuditRecord,
+        /// The sending port.
+        from_port: u16,
+    },
+    /// A reply arrived for a port with no handler (for example the client port).
+    Reply {
+        /// The replying station.
+        from: u32,
+        /// The port the reply was sent to.
+        port: u16,
+        /// The conversation id of the request.
+        route_id: u32,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+    /// A neighbour link came alive.
+    PeerUp {
+        /// The neighbour.
+        station: u32,
+    },
+    /// A neighbour went silent past the dead-man window.
+    PeerDown {
+        /// The neighbour.
+        station: u32,
+    },
+    /// A frame from a link was rejected.
+    Malformed {
+        /// The link it came from.
+        link: LinkId,
+        /// The neighbour on that link, if known.
+        peer: Option<u32>,
+        /// What was wrong.
+        error: FrameError,
+    },
+    /// Progress of an outbound bulk transfer.
+    BulkProgress(Progress),
+    /// An outbound bulk transfer is durable at its receiver.
+    BulkSent {
+        /// The transfer.
+        transfer: u64,
+    },
+    /// An outbound bulk transfer failed.
+    BulkFailed {
+        /// The transfer.
+        transfer: u64,
+        /// Why.
+        reason: Reason,
+    },
+}
+
+/// Progress of a bulk transfer (percent, rate, ETA), as the Reporter publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The transfer.
+    pub transfer: u64,
+    /// Bytes stored durably at the receiver so far.
+    pub bytes_done: u64,
+    /// Object size.
+    pub bytes_total: u64,
+    /// Average rate since the start, bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Estimated time to completion at that rate, milliseconds (`u64::MAX` unknown).
+    pub eta_ms: u64,
+}
+
+impl Progress {
+    /// Percent done, 0–100.
+    pub fn percent(&self) -> f64 {
+        if self.bytes_total == 0 {
+            100.0
+        } else {
+            self.bytes_done as f64 * 100.0 / self.bytes_total as f64
+        }
+    }
+}
+
+/// Why a send was refused at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// No reachable station serves the port (and no fallback applies).
+    #[error("no reachable station serves port {port}")]
+    NoServer {
+        /// The port.
+        port: u16,
+    },
+    /// The payload exceeds the limit.
+    #[error("payload of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// The outbox is full: back off and retry.
+    #[error("outbox full ({capacity} messages awaiting acknowledgement)")]
+    OutboxFull {
+        /// The outbox capacity.
+        capacity: usize,
+    },
+    /// Too many concurrent bulk transfers.
+    #[error("too many concurrent transfers ({max})")]
+    TooManyTransfers {
+        /// The limit.
+        max: usize,
+    },
+    /// The object name is too long.
+    #[error("object name longer than 255 bytes")]
+    NameTooLong,
+    /// The object is too large for 32-bit segment indexes at this segment size.
+    #[error("object too large for the segment size")]
+    ObjectTooLarge,
+}
+
+/// Why a port cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ServeError {
+    /// A handler already serves the port.
+    #[error("port {0} is already served")]
+    AlreadyServed(u16),
+    /// The port is reserved for the engine (0–10) or the client port.
+    #[error("port {0} is reserved for the engine")]
+    Reserved(u16),
+}
+
+/// What one cycle did; the Orchestrator's pacing hint for the idle strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CycleReport {
+    /// Messages delivered to handlers.
+    pub delivered: usize,
+    /// Frames queued for links.
+    pub transmitted: usize,
+    /// Work items done in total (0 means idle).
+    pub work: usize,
+    /// Whether work was left for the next cycle because a budget ran out.
+    pub backlog: bool,
+}
+
+#[derive(Debug)]
+struct Inbound {
+    header: Header,
+    payload: Vec<u8>,
+    received_at: Instant,
+    /// For ACK-required messages: (sender, epoch, seq) to acknowledge after delivery.
+    ack: Option<(u32, u32, u32)>,
+    /// Stream frames: the cycle after which the frame is expired.
+    expires_cycle: u64,
+}
+
+#[derive(Default)]
+struct PortState {
+    service: Option<Box<dyn Service>>,
+    queue: VecDeque<Inbound>,
+    streams: VecDeque<Inbound>,
+    bulk_done: VecDeque<BulkReceived>,
+    subscribed: bool,
+    grouped: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    header: Header,
+    payload: Vec<u8>,
+    destination: u32,
+    attempts: u8,
+    busy: u8,
+    first_sent: Option<Instant>,
+    last_sent: Option<Instant>,
+    queued_at: Instant,
+    in_ready: bool,
+}
+
+#[derive(Debug)]
+struct SendChannel {
+    next_seq: u32,
+    /// Unresolved messages by sequence.
+    pending: BTreeMap<u32, Pending>,
+    /// Accepted but not yet given a sequence (the channel window is full).
+    backlog: VecDeque<Pending>,
+    /// Sequences ready to (re)transmit, in order.
+    ready: VecDeque<u32>,
+    /// Fire-and-forget frames ready to transmit.
+    unreliable: VecDeque<(Header, Vec<u8>)>,
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+}
+
+#[derive(Debug)]
+struct SenderWindows {
+    epochs: Vec<(u32, ReceiveWindow)>,
+}
+
+#[derive(Debug)]
+struct Link {
+    peer: Option<u32>,
+    last_heard: Instant,
+    last_sent: Instant,
+    queued: usize,
+    alive: bool,
+}
+
+#[derive(Debug)]
+struct StreamCopy {
+    link: LinkId,
+    header: Header,
+    payload: Vec<u8>,
+    expires_cycle: u64,
+    forwarded: bool,
+}
+
+#[derive(Debug)]
+struct StreamSource {
+    next_seq: u32,
+}
+
+/// A queued control frame: destination station (routed) or a specific link.
+#[derive(Debug)]
+enum ControlTarget {
+    Station(u32),
+    Link(LinkId),
+}
+
+/// The Safari Bus of one station.
+pub struct Bus {
+    config: BusConfig,
+    rng: Rng,
+    now: Instant,
+    cycle: u64,
+    decode: DecodeOptions,
+
+    links: BTreeMap<LinkId, Link>,
+    next_link: LinkId,
+    neighbour_links: BTreeMap<u32, LinkId>,
+    topology: Topology,
+    advert_seq: u32,
+    advert_due: bool,
+    next_advert_at: Instant,
+
+    ports: BTreeMap<u16, PortState>,
+    tees: Vec<(u16, Box<dyn Tee>)>,
+    deliver_cursor: u16,
+
+    request_counter: u32,
+    route_counter: u32,
+    channels: BTreeMap<u32, SendChannel>,
+    outbox_len: usize,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32, u8)>>,
+    channel_cursor: u32,
+
+    windows: HashMap<u32, SenderWindows>,
+    acks_due: BTreeMap<(u32, u32), Vec<u32>>,
+    control_out: VecDeque<(ControlTarget, Header, Vec<u8>)>,
+    forward_out: VecDeque<(LinkId, Vec<u8>)>,
+    loopback: VecDeque<Vec<u8>>,
+    tx: VecDeque<Transmit>,
+    pool: Vec<Vec<u8>>,
+
+    stream_sources: BTreeMap<(u16, u32), StreamSource>,
+    stream_out: VecDeque<StreamCopy>,
+    token_caches: HashMap<(u32, u64), TokenCache>,
+
+    out_transfers: BTreeMap<u64, OutTransfer>,
+    in_transfers: BTreeMap<String, InTransfer>,
+    in_transfer_ids: HashMap<(u32, u64), String>,
+    transfer_cursor: u64,
+    io_next: IoId,
+    io_out: VecDeque<IoRequest>,
+    io_pending: HashMap<IoId, IoWait>,
+
+    trace_out: VecDeque<(u32, u64, TraceReport)>,
+    collector: Option<TraceCollector>,
+
+    events: VecDeque<Event>,
+    stats: Stats,
+    emitted: Vec<Outgoing>,
+}
+
+#[derive(Debug)]
+enum IoWait {
+    Open(String),
+    Write(String, u32),
+    Finish(String),
+    Read(u64, u32),
+}
+
+impl Bus {
+    /// A bus with `config`. Fails with the broken rule if the configuration is inconsistent.
+    pub fn new(config: BusConfig) -> Result<Bus, &'static str> {
+        config.validate()?;
+        let mut rng = Rng::new(config.seed ^ (u64::from(config.station_id) << 32));
+        let route_counter = rng.next_u64() as u32;
+        Ok(Bus {
+            decode: DecodeOptions {
+                payload_len_max: config.payload_len_max,
+                verify_checksum: true,
+            },
+            topology: Topology::new(config.station_id, config.stations_max),
+            rng,
+            now: Instant::ZERO,
+            cycle: 0,
+            links: BTreeMap::new(),
+            next_link: 0,
+            neighbour_links: BTreeMap::new(),
+            advert_seq: 0,
+            advert_due: true,
+            next_advert_at: Instant::ZERO,
+            ports: BTreeMap::new(),
+            tees: Vec::new(),
+            deliver_cursor: 0,
+            request_counter: 0,
+            route_counter,
+            channels: BTreeMap::new(),
+            outbox_len: 0,
+            timers: BinaryHeap::new(),
+            channel_cursor: 0,
+            windows: HashMap::new(),
+            acks_due: BTreeMap::new(),
+            control_out: VecDeque::new(),
+            forward_out: VecDeque::new(),
+            loopback: VecDeque::new(),
+            tx: VecDeque::new(),
+            pool: Vec::new(),
+            stream_sources: BTreeMap::new(),
+            stream_out: VecDeque::new(),
+            token_caches: HashMap::new(),
+            out_transfers: BTreeMap::new(),
+            in_transfers: BTreeMap::new(),
+            in_transfer_ids: HashMap::new(),
+            transfer_cursor: 0,
+            io_next: 1,
+            io_out: VecDeque::new(),
+            io_pending: HashMap::new(),
+            trace_out: VecDeque::new(),
+            collector: None,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            emitted: Vec::new(),
+            config,
+        })
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Configuration and registration
+    // ----------------------------------------------------------------------------------------
+
+    /// This station's id.
+    pub fn station_id(&self) -> u32 {
+        self.config.station_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BusConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The topology (known stations and routes).
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The cycle count.
+    pub fn cycles(&self) -> u64 {
+        self.cycle
+    }
+
+    /// Serves `port` with `service`. Ports 0–10 and the client port are reserved.
+    pub fn serve(&mut self, port: u16, service: Box<dyn Service>) -> Result<(), ServeError> {
+        if PortClass::of(port).is_reserved() && port != registry::TRACE_REPORT
+            || port == super::service::CLIENT_PORT
+        {
+            return Err(ServeError::Reserved(port));
+        }
+        self.serve_unchecked(port, service)
+    }
+
+    /// Serves a system port (0–10) with a replacement service: for engine components only.
+    pub fn serve_system(&mut self, port: u16, service: Box<dyn Service>) -> Result<(), ServeError> {
+        self.serve_unchecked(port, service)
+    }
+
+    fn serve_unchecked(&mut self, port: u16, service: Box<dyn Service>) -> Result<(), ServeError> {
+        let state = self.ports.entry(port).or_default();
+        if state.service.is_some() {
+            return Err(ServeError::AlreadyServed(port));
+        }
+        state.service = Some(service);
+        self.advert_due = true;
+        Ok(())
+    }
+
+    /// Stops serving `port`; returns the service.
+    pub fn unserve(&mut self, port: u16) -> Option<Box<dyn Service>> {
+        let service = self.ports.get_mut(&port)?.service.take();
+        self.advert_due = true;
+        service
+    }
+
+    /// Subscribes this station to stream port `port` (frames go to the port's service).
+    pub fn subscribe(&mut self, port: u16) {
+        self.ports.entry(port).or_default().subscribed = true;
+        self.advert_due = true;
+    }
+
+    /// Unsubscribes from stream port `port`.
+    pub fn unsubscribe(&mut self, port: u16) {
+        if let Some(state) = self.ports.get_mut(&port) {
+            state.subscribed = false;
+            self.advert_due = true;
+        }
+    }
+
+    /// Joins group `port` (group messages go to the port's service).
+    pub fn join_group(&mut self, port: u16) {
+        self.ports.entry(port).or_default().grouped = true;
+        self.advert_due = true;
+    }
+
+    /// Leaves group `port`.
+    pub fn leave_group(&mut self, port: u16) {
+        if let Some(state) = self.ports.get_mut(&port) {
+            state.grouped = false;
+            self.advert_due = true;
+        }
+    }
+
+    /// Adds middleware that observes every delivered message first (ports 1, 2, 11–100).
+    pub fn add_tee(&mut self, port: u16, tee: Box<dyn Tee>) {
+        self.tees.push((port, tee));
+        self.tees.sort_by_key(|(p, _)| *p);
+    }
+
+    /// Makes this station collect trace reports (it serves TRACE_REPORT).
+    pub fn collect_traces(&mut self) {
+        if self.collector.is_none() {
+            self.collector = Some(TraceCollector::new(TRACE_FLOWS_MAX, 64));
+            self.advert_due = true;
+        }
+    }
+
+    /// The trace collector, if this station collects traces.
+    pub fn trace_collector(&self) -> Option<&TraceCollector> {
+        self.collector.as_ref()
+    }
+
+    fn serves(&self, port: u16) -> bool {
+        if port == registry::TRACE_REPORT && self.collector.is_some() {
+            return true;
+        }
+        if port == registry::REPORTER {
+            return true;
+        }
+        self.ports.get(&port).is_some_and(|s| s.service.is_some())
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Links
+    // ----------------------------------------------------------------------------------------
+
+    /// Registers a new link; the bus greets the neighbour with a heartbeat at once.
+    pub fn add_link(&mut self, now: Instant) -> LinkId {
+        self.now = self.now.max(now);
+        let id = self.next_link;
+        self.next_link = self.next_link.wrapping_add(1);
+        if self.next_link == LOOPBACK {
+            self.next_link = 0;
+        }
+        self.links.insert(
+            id,
+            Link {
+                peer: None,
+                last_heard: now,
+                last_sent: now,
+                queued: 0,
+                alive: false,
+            },
+        );
+        self.queue_heartbeat(id);
+        id
+    }
+
+    /// Removes a link (closed or failed); its neighbour is down at once.
+    pub fn remove_link(&mut self, link: LinkId) {
+        if let Some(state) = self.links.remove(&link) {
+            if let Some(peer) = state.peer {
+                self.peer_down(peer, link);
+            }
+        }
+        self.tx.retain(|t| t.link != link);
+        self.forward_out.retain(|(l, _)| *l != link);
+    }
+
+    /// The neighbour on `link`, once it has introduced itself.
+    pub fn link_peer(&self, link: LinkId) -> Option<u32> {
+        self.links.get(&link).and_then(|l| l.peer)
+    }
+
+    fn peer_down(&mut self, peer: u32, link: LinkId) {
+        if self.neighbour_links.get(&peer) == Some(&link) {
+            self.neighbour_links.remove(&peer);
+            if self.topology.neighbour_down(peer) {
+                self.stats.peers_dead += 1;
+                self.push_event(Event::PeerDown { station: peer });
+                self.advert_due = true;
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Inputs
+    // ----------------------------------------------------------------------------------------
+
+    /// Handles one frame received on `link`. Malformed frames are counted, reported as
+    /// [`Event::Malformed`] and dropped; nothing a peer sends can panic the bus.
+    pub fn handle_frame(&mut self, now: Instant, link: LinkId, bytes: &[u8]) {
+        self.now = self.now.max(now);
+        let view = match FrameView::decode(bytes, self.decode) {
+            Ok(view) => view,
+            Err(error) => {
+                self.stats.frames_malformed += 1;
+                let peer = self.link_peer(link);
+                self.push_event(Event::Malformed { link, peer, error });
+                return;
+            }
+        };
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        let header = view.header();
+        if link != LOOPBACK {
+            let Some(state) = self.links.get_mut(&link) else {
+                return;
+            };
+            state.last_heard = self.now;
+        }
+        if header.packet_type == PacketType::Heartbeat {
+            self.handle_heartbeat(link, &header);
+            return;
+        }
+        if header.packet_type == PacketType::Control
+            && header.recipient_port == registry::DISCOVERY
+            && header.recipient_kind == RecipientKind::Broadcast
+        {
+            self.handle_advert(link, &header, view.payload(), bytes);
+            return;
+        }
+        let for_us = header.recipient_id == self.config.station_id
+            || (header.recipient_id == 0
+                && header.recipient_kind == RecipientKind::Service
+                && self.serves(header.recipient_port));
+        if !for_us {
+            self.forward(link, &header, bytes);
+            return;
+        }
+        let traced = header.flags.contains(Flags::TRACE_REQUESTED);
+        if traced && header.packet_type != PacketType::Control {
+            self.trace(&header, TraceEvent::Received, 0, 0, 0);
+        }
+        let payload = view.payload();
+        match (header.lane, header.packet_type) {
+            (Lane::Fast, PacketType::Ack) => self.handle_ack(&header, payload),
+            (Lane::Fast, PacketType::Nack) => self.handle_nack(&header, payload),
+            (Lane::Fast, PacketType::Busy) => self.handle_busy(&header, payload),
+            (Lane::Fast, PacketType::Data | PacketType::Audit) => {
+                self.handle_data(&header, payload)
+            }
+            (Lane::Fast, PacketType::Control) => self.handle_control(&header, payload),
+            (Lane::Stream, PacketType::Stream) => self.handle_stream(&header, payload),
+            (Lane::Bulk, PacketType::Control) => self.handle_bulk_offer(&header, payload),
+            (Lane::Bulk, PacketType::Data) => self.handle_bulk_segment(&header, payload),
+            (Lane::Bulk, PacketType::Ack) => self.handle_bulk_map(&header, payload),
+            (Lane::Bulk, PacketType::Nack) => self.handle_bulk_nack(&header, payload),
+            (Lane::Bulk, PacketType::Busy) => self.handle_bulk_busy(&header),
+            _ => self.stats.control_malformed += 1,
+        }
+    }
+
+    /// Handles the completion of I/O request `id`.
+    pub fn handle_io(&mut self, now: Instant, id: IoId, outcome: IoOutcome) {
+        self.now = self.now.max(now);
+        let Some(wait) = self.io_pending.remove(&id) else {
+            return;
+        };
+        match wait {
+            IoWait::Open(key) => self.io_opened(&key, outcome),
+            IoWait::Write(key, segment) => self.io_written(&key, segment, id, outcome),
+            IoWait::Finish(key) => self.io_finished(&key, outcome),
+            IoWait::Read(transfer, segment) => self.io_read(transfer, segment, outcome),
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Outputs
+    // ----------------------------------------------------------------------------------------
+
+    /// The next frame to hand to a link, in scheduling order.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let t = self.tx.pop_front()?;
+        if let Some(link) = self.links.get_mut(&t.link) {
+            link.queued = link.queued.saturating_sub(1);
+        }
+        Some(t)
+    }
+
+    /// Gives a transmitted frame's buffer back for reuse.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.pool.len() < 4096 {
+            buffer.clear();
+            self.pool.push(buffer);
+        }
+    }
+
+    /// The next I/O request for the driver.
+    pub fn poll_io(&mut self) -> Option<IoRequest> {
+        self.io_out.pop_front()
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When the bus next needs a cycle even if nothing arrives: `Some(now)` when work is
+    /// waiting, `None` when nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.has_work() {
+            return Some(self.now);
+        }
+        let mut next = self.next_advert_at;
+        next = next.min(self.heartbeat_deadline());
+        if let Some(Reverse((at, ..))) = self.timers.peek() {
+            next = next.min(*at);
+        }
+        for transfer in self.out_transfers.values() {
+            if matches!(transfer.state, OutState::Done | OutState::Failed) {
+                continue;
+            }
+            next = next.min(transfer.last_progress + self.bulk_rto());
+        }
+        Some(next)
+    }
+
+    fn has_work(&self) -> bool {
+        !self.loopback.is_empty()
+            || !self.control_out.is_empty()
+            || !self.forward_out.is_empty()
+            || !self.stream_out.is_empty()
+            || !self.acks_due.is_empty()
+            || self
+                .ports
+                .values()
+                .any(|p| !p.queue.is_empty() || !p.streams.is_empty() || !p.bulk_done.is_empty())
+            || self
+                .channels
+                .values()
+                .any(|c| !c.ready.is_empty() || !c.unreliable.is_empty())
+            || self.in_transfers.values().any(|t| t.map_due)
+            || self.out_transfers.values().any(|t| {
+                t.state == OutState::Sending
+                    && t.in_flight
+                        .values()
+                        .any(|f| f.data.is_some() && f.sent_at.is_none())
+            })
+    }
+
+    fn heartbeat_deadline(&self) -> Instant {
+        let mut next = Instant::NEVER;
+        for link in self.links.values() {
+            next = next.min(link.last_sent + self.config.heartbeat_interval);
+            if link.alive {
+                next = next.min(link.last_heard + self.config.dead_after);
+            }
+        }
+        next
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= EVENTS_MAX {
+            self.stats.events_dropped += 1;
+            return;
+        }
+        self.events.push_back(event);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Application commands
+    // ----------------------------------------------------------------------------------------
+
+    fn next_request_id(&mut self) -> u64 {
+        self.request_counter = self.request_counter.wrapping_add(1);
+        (u64::from(self.config.incarnation) << 32) | u64::from(self.request_counter)
+    }
+
+    fn next_route_id(&mut self) -> u32 {
+        self.route_counter = self.route_counter.wrapping_add(1);
+        if self.route_counter == 0 {
+            self.route_counter = 1;
+        }
+        self.route_counter
+    }
+
+    /// Sends a fast-lane message. Returns the request id; completion arrives as
+    /// [`Event::Delivered`] or [`Event::DeadLettered`] (ACK-required messages only).
+    pub fn send(&mut self, now: Instant, message: Outgoing) -> Result<u64, SendError> {
+        self.now = self.now.max(now);
+        if message.payload.len() > self.config.payload_len_max as usize {
+            return Err(SendError::TooLarge {
+                len: message.payload.len(),
+                max: self.config.payload_len_max,
+            });
+        }
+        let (port, destinations) = self.resolve(&message)?;
+        if message.ack && self.outbox_len + destinations.len() > self.config.outbox_capacity {
+            self.stats.outbox_full += 1;
+            return Err(SendError::OutboxFull {
+                capacity: self.config.outbox_capacity,
+            });
+        }
+        let request_id = self.next_request_id();
+        let route_id = match message.route_id {
+            Some(route) => route,
+            None => self.next_route_id(),
+        };
+        for destination in destinations {
+            let header = Header {
+                lane: Lane::Fast,
+                packet_type: PacketType::Data,
+                recipient_kind: message.to.kind(),
+                flags: message.flags(),
+                sender_id: self.config.station_id,
+                recipient_id: destination,
+                recipient_port: port,
+                sender_port: message.from_port,
+                route_id,
+                request_id,
+                sequence: 0,
+                attempt: 0,
+                hop_limit: self.config.hop_limit,
+                lifetime: 0,
+                priority: message.priority,
+                segment: None,
+            };
+            let pending = Pending {
+                header,
+                payload: message.payload.clone(),
+                destination,
+                attempts: 0,
+                busy: 0,
+                first_sent: None,
+                last_sent: None,
+                queued_at: self.now,
+                in_ready: false,
+            };
+            if message.ack {
+                self.outbox_len += 1;
+                let channel = self.channel(destination);
+                channel.backlog.push_back(pending);
+                self.admit_backlog(destination);
+            } else {
+                self.channel(destination)
+                    .unreliable
+                    .push_back((header, pending.payload));
+            }
+        }
+        Ok(request_id)
+    }
+
+    /// Which port and stations a message goes to.
+    fn resolve(&mut self, message: &Outgoing) -> Result<(u16, Vec<u32>), SendError> {
+        let port = message.port;
+        let me = self.config.station_id;
+        match message.to {
+            Recipient::Station(station) => Ok((port, vec![station])),
+            Recipient::Service => {
+                if let Some(station) = self.pick_server(port) {
+                    return Ok((port, vec![station]));
+                }
+                if PortClass::of(port) == PortClass::Language {
+                    if let Some(fallback) = self.config.language_fallback {
+                        if let Some(station) = self.pick_server(fallback) {
+                            return Ok((fallback, vec![station]));
+                        }
+                    }
+                }
+                Err(SendError::NoServer { port })
+            }
+            Recipient::Group => {
+                let mut members: Vec<u32> = self
+                    .topology
+                    .members_of(port)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                if self.ports.get(&port).is_some_and(|p| p.grouped) {
+                    members.push(me);
+                }
+                Ok((port, members))
+            }
+            Recipient::Broadcast => {
+                let mut servers: Vec<u32> = self
+                    .topology
+                    .servers_of(port)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                if self.serves(port) {
+                    servers.push(me);
+                }
+                Ok((port, servers))
+            }
+        }
+    }
+
+    /// A server of `port`: this station if it serves it, else the reachable server with the
+    /// fewest unresolved messages from us (ties broken at random).
+    fn pick_server(&mut self, port: u16) -> Option<u32> {
+        if self.serves(port) {
+            return Some(self.config.station_id);
+        }
+        let servers = self.topology.servers_of(port);
+        let load = |bus: &Bus, id: u32| {
+            bus.channels
+                .get(&id)
+                .map_or(0, |c| c.pending.len() + c.backlog.len())
+        };
+        let least = servers.iter().map(|&(id, _)| load(self, id)).min()?;
+        let candidates: Vec<u32> = servers
+            .iter()
+            .filter(|&&(id, _)| load(self, id) == least)
+            .map(|&(id, _)| id)
+            .collect();
+        let pick = self.rng.below(candidates.len() as u64) as usize;
+        Some(candidates[pick])
+    }
+
+    fn channel(&mut self, destination: u32) -> &mut SendChannel {
+        let rto = self.config.rto_initial;
+        self.channels
+            .entry(destination)
+            .or_insert_with(|| SendChannel {
+                next_seq: 0,
+                pending: BTreeMap::new(),
+                backlog: VecDeque::new(),
+                ready: VecDeque::new(),
+                unreliable: VecDeque::new(),
+                srtt: None,
+                rttvar: Duration::ZERO,
+                rto,
+            })
+    }
+
+    /// Gives backlog messages a sequence while the channel window allows.
+    fn admit_backlog(&mut self, destination: u32) {
+        let window = self.config.channel_window;
+        let incarnation = self.config.incarnation;
+        let Some(channel) = self.channels.get_mut(&destination) else {
+            return;
+        };
+        loop {
+            if channel.backlog.is_empty() {
+                break;
+            }
+            let lowest = channel.pending.keys().next().copied();
+            if let Some(lowest) = lowest {
+                if channel.next_seq.wrapping_sub(lowest) >= window {
+                    break;
+                }
+            }
+            let mut pending = channel.backlog.pop_front().expect("checked non-empty");
+            let seq = channel.next_seq;
+            channel.next_seq = channel.next_seq.wrapping_add(1);
+            pending.header.sequence = seq;
+            debug_assert_eq!((pending.header.request_id >> 32) as u32, incarnation);
+            pending.in_ready = true;
+            channel.pending.insert(seq, pending);
+            channel.ready.push_back(seq);
+        }
+    }
+
+    /// Opens (or continues) stream `stream` on `port` and sends one frame to every listener.
+    /// Returns the number of copies queued. Streams are never acknowledged or resent.
+    pub fn stream_send(&mut self, now: Instant, port: u16, stream: u32, payload: &[u8]) -> usize {
+        self.now = self.now.max(now);
+        if payload.len() > self.config.payload_len_max as usize {
+            return 0;
+        }
+        let me = self.config.station_id;
+        let mut listeners: Vec<u32> = self
+            .topology
+            .listeners_of(port)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if self.ports.get(&port).is_some_and(|p| p.subscribed) {
+            listeners.push(me);
+        }
+        let source = self
+            .stream_sources
+            .entry((port, stream))
+            .or_insert(StreamSource { next_seq: 0 });
+        let seq = source.next_seq;
+        source.next_seq = source.next_seq.wrapping_add(1);
+        let lifetime = self.config.stream_lifetime;
+        let request_id = (u64::from(self.config.incarnation) << 32) | u64::from(stream);
+        let mut copies = 0;
+        for destination in listeners {
+            let header = Header {
+                lane: Lane::Stream,
+                packet_type: PacketType::Stream,
+                recipient_kind: RecipientKind::Station,
+                flags: Flags::NONE,
+                sender_id: me,
+                recipient_id: destination,
+                recipient_port: port,
+                sender_port: port,
+                route_id: stream,
+                request_id,
+                sequence: seq,
+                attempt: 0,
+                hop_limit: self.config.hop_limit,
+                lifetime,
+                priority: 0,
+                segment: None,
+            };
+            let link = if destination == me {
+                LOOPBACK
+            } else {
+                match self.next_hop_link(destination) {
+                    Some(link) => link,
+                    None => continue,
+                }
+            };
+            self.queue_stream(StreamCopy {
+                link,
+                header,
+                payload: payload.to_vec(),
+                expires_cycle: self.cycle + u64::from(lifetime),
+                forwarded: false,
+            });
+            copies += 1;
+        }
+        copies
+    }
+
+    fn queue_stream(&mut self, copy: StreamCopy) {
+        let capacity = self.config.stream_queue_capacity * 64;
+        if self.stream_out.len() >= capacity {
+            self.stream_out.pop_front();
+            self.stats.stream_overrun += 1;
+        }
+        self.stream_out.push_back(copy);
+    }
+
+    /// Starts a bulk transfer of an object to `port` on station `destination`. The bus asks
+    /// for the object's bytes with [`IoRequest::SourceRead`]; progress and completion arrive as
+    /// events. `transfer` ids are chosen by the bus.
+    pub fn send_bulk(
+        &mut self,
+        now: Instant,
+        destination: u32,
+        port: u16,
+        name: &str,
+        object_len: u64,
+        object_crc32c: u32,
+    ) -> Result<u64, SendError> {
+        self.now = self.now.max(now);
+        let active = self
+            .out_transfers
+            .values()
+            .filter(|t| !matches!(t.state, OutState::Done | OutState::Failed))
+            .count();
+        if active >= self.config.transfers_max {
+            return Err(SendError::TooManyTransfers {
+                max: self.config.transfers_max,
+            });
+        }
+        if name.len() > super::control::OBJECT_NAME_LEN_MAX {
+            return Err(SendError::NameTooLong);
+        }
+        let segment_len = self.config.segment_len;
+        let segment_count =
+            BulkOffer::segments_for(object_len, segment_len).ok_or(SendError::ObjectTooLarge)?;
+        let id = self.next_request_id();
+        self.out_transfers.insert(
+            id,
+            OutTransfer {
+                id,
+                destination,
+                port,
+                from_port: super::service::CLIENT_PORT,
+                offer: BulkOffer {
+                    object_len,
+                    segment_len,
+                    segment_count,
+                    object_crc32c,
+                    name: name.to_owned(),
+                },
+                state: OutState::Offering,
+                acked: SegmentSet::new(segment_count),
+                in_flight: BTreeMap::new(),
+                cursor: 0,
+                last_progress: self.now,
+                offer_sent_at: None,
+                stalls: 0,
+                started_at: self.now,
+                bytes_acked: 0,
+                progress_reported_at: self.now,
+                trace: false,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Progress of every outbound transfer not yet forgotten.
+    pub fn transfers(&self) -> Vec<Progress> {
+        self.out_transfers
+            .values()
+            .map(|t| self.progress_of(t))
+            .collect()
+    }
+
+    fn progress_of(&self, t: &OutTransfer) -> Progress {
+        let elapsed = self.now.saturating_since(t.started_at);
+        let rate = if elapsed.as_nanos() == 0 {
+            0
+        } else {
+            (u128::from(t.bytes_acked) * 1_000_000_000 / u128::from(elapsed.as_nanos())) as u64
+        };
+        let left = t.offer.object_len.saturating_sub(t.bytes_acked);
+        let eta_ms = if left == 0 {
+            0
+        } else {
+            left.saturating_mul(1000)
+                .checked_div(rate)
+                .unwrap_or(u64::MAX)
+        };
+        Progress {
+            transfer: t.id,
+            bytes_done: t.bytes_acked,
+            bytes_total: t.offer.object_len,
+            rate_bytes_per_sec: rate,
+            eta_ms,
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // The cycle
+    // ----------------------------------------------------------------------------------------
+
+    /// Runs one cycle at `now`: timers, deliver phase, commit phase.
+    pub fn cycle(&mut self, now: Instant) -> CycleReport {
+        self.now = self.now.max(now);
+        self.cycle += 1;
+        self.stats.cycles += 1;
+        let tx_before = self.tx.len();
+        // Frames this station sent itself arrive now (one cycle of latency, like any link).
+        let loopback = std::mem::take(&mut self.loopback);
+        let mut work = loopback.len();
+        for frame in &loopback {
+            self.handle_frame(self.now, LOOPBACK, frame);
+        }
+        for frame in loopback {
+            self.recycle(frame);
+        }
+        work += self.run_timers();
+        let (delivered, deliver_backlog) = self.deliver_phase();
+        let (transmitted, transmit_backlog) = self.commit_phase();
+        let backlog = deliver_backlog || transmit_backlog;
+        if backlog {
+            self.stats.budget_overruns += 1;
+        }
+        let _ = tx_before;
+        CycleReport {
+            delivered,
+            transmitted,
+            work: work + delivered + transmitted,
+            backlog,
+        }
+    }
+
+    fn run_timers(&mut self) -> usize {
+        let now = self.now;
+        let mut work = 0;
+        // Dead-man detection and heartbeats.
+        let link_ids: Vec<LinkId> = self.links.keys().copied().collect();
+        for id in link_ids {
+            let (dead, heartbeat) = {
+                let link = &self.links[&id];
+                (
+                    link.alive && now.saturating_since(link.last_heard) > self.config.dead_after,
+                    now.saturating_since(link.last_sent) >= self.config.heartbeat_interval,
+                )
+            };
+            if dead {
+                let link = self.links.get_mut(&id).expect("listed");
+                link.alive = false;
+                if let Some(peer) = link.peer {
+                    self.peer_down(peer, id);
+                }
+                work += 1;
+            }
+            if heartbeat {
+                self.queue_heartbeat(id);
+                work += 1;
+            }
+        }
+        // Discovery.
+        if !self.topology.expire(now, self.config.advert_ttl).is_empty() {
+            work += 1;
+        }
+        if self.advert_due || now >= self.next_advert_at {
+            self.originate_advert();
+            work += 1;
+        }
+        if self.topology.refresh() {
+            self.reroute_services();
+        }
+        // Retransmission timers.
+        while let Some(&Reverse((at, destination, seq, attempts))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            work += 1;
+            self.retransmit_due(destination, seq, attempts);
+        }
+        // Bulk timers.
+        work += self.bulk_timers();
+        work
+    }
+
+    fn retransmit_due(&mut self, destination: u32, seq: u32, attempts: u8) {
+        let attempts_max = self.config.attempts_max;
+        let busy_max = self.config.busy_max;
+        let Some(channel) = self.channels.get_mut(&destination) else {
+            return;
+        };
+        let Some(pending) = channel.pending.get_mut(&seq) else {
+            return;
+        };
+        if pending.attempts + pending.busy != attempts || pending.in_ready {
+            return; // A stale timer: the message was resent or answered meanwhile.
+        }
+        if pending.attempts >= attempts_max {
+            self.dead_letter(destination, seq, Reason::Timeout);
+            return;
+        }
+        if pending.busy > busy_max {
+            self.dead_letter(destination, seq, Reason::Busy);
+            return;
+        }
+        pending.in_ready = true;
+        channel.ready.push_back(seq);
+        if pending.header.flags.contains(Flags::TRACE_REQUESTED) {
+            let header = pending.header;
+            self.trace(&header, TraceEvent::RetryScheduled, 0, 0, 0);
+        }
+    }
+
+    /// After a topology change, messages addressed to "any server" whose chosen server became
+    /// unreachable move to another server.
+    fn reroute_services(&mut self) {
+        let unreachable: Vec<u32> = self
+            .channels
+            .keys()
+            .copied()
+            .filter(|&d| d != self.config.station_id && self.topology.route(d).is_none())
+            .collect();
+        for destination in unreachable {
+            let moved: Vec<u32> = self.channels[&destination]
+                .pending
+                .iter()
+                .filter(|(_, p)| p.header.recipient_kind == RecipientKind::Service)
+                .map(|(&seq, _)| seq)
+                .collect();
+            let backlog_moved: Vec<Pending> = {
+                let channel = self.channels.get_mut(&destination).expect("listed");
+                let (service, other): (Vec<Pending>, Vec<Pending>) = channel
+                    .backlog
+                    .drain(..)
+                    .partition(|p| p.header.recipient_kind == RecipientKind::Service);
+                channel.backlog = other.into();
+                service
+            };
+            let mut to_move: Vec<Pending> = backlog_moved;
+            for seq in moved {
+                let channel = self.channels.get_mut(&destination).expect("listed");
+                if let Some(p) = channel.pending.remove(&seq) {
+                    channel.ready.retain(|&s| s != seq);
+                    to_move.push(p);
+                }
+            }
+            for mut pending in to_move {
+                let port = pending.header.recipient_port;
+                match self.pick_server(port) {
+                    Some(server) if server != destination => {
+                        pending.destination = server;
+                        pending.header.recipient_id = server;
+                        pending.attempts = 0;
+                        pending.busy = 0;
+                        pending.in_ready = false;
+                        self.channel(server).backlog.push_back(pending);
+                        self.admit_backlog(server);
+                    }
+                    _ => {
+                        // No other server: keep trying the old one until the budget runs out.
+                        let channel = self.channels.get_mut(&destination).expect("listed");
+                        channel.backlog.push_back(pending);
+                    }
+                }
+            }
+            self.admit_backlog(destination);
+        }
+    }
+
+    fn dead_letter(&mut self, destination: u32, seq: u32, reason: Reason) {
+        let Some(channel) = self.channels.get_mut(&destination) else {
+            return;
+        };
+        let Some(pending) = channel.pending.remove(&seq) else {
+            return;
+        };
+        channel.ready.retain(|&s| s != seq);
+        self.outbox_len -= 1;
+        self.stats.dead_lettered += 1;
+        let header = pending.header;
+        let record = AuditRecord {
+            reason,
+            attempts: pending.attempts,
+            lane: header.lane.to_u8(),
+            recipient_kind: header.recipient_kind.to_u8(),
+            recipient_port: header.recipient_port,
+            recipient_id: header.recipient_id,
+            destination,
+            request_id: header.request_id,
+        };
+        if header.flags.contains(Flags::TRACE_REQUESTED) {
+            self.trace(&header, TraceEvent::Dropped, reason as u16, 0, 0);
+        }
+        self.push_event(Event::DeadLettered {
+            record,
+            from_port: header.sender_port,
+        });
+        // The message goes to this station's DEAD_LETTER port, audit record first.
+        if self
+            .ports
+            .get(&registry::DEAD_LETTER)
+            .is_some_and(|p| p.service.is_some())
+        {
+            let mut payload = record.encode();
+            payload.extend_from_slice(&pending.payload);
+            let dl_header = Header {
+                packet_type: PacketType::Audit,
+                recipient_id: self.config.station_id,
+                recipient_port: registry::DEAD_LETTER,
+                flags: Flags::NONE,
+                ..header
+            };
+            let state = self.ports.get_mut(&registry::DEAD_LETTER).expect("checked");
+            if state.queue.len() < self.config.port_queue_capacity {
+                state.queue.push_back(Inbound {
+                    header: dl_header,
+                    payload,
+                    received_at: self.now,
+                    ack: None,
+                    expires_cycle: 0,
+                });
+            }
+        }
+        self.admit_backlog(destination);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Deliver phase
+    // ----------------------------------------------------------------------------------------
+
+    /// Role order: applications and translation ports (101+) first, rotating the starting
+    /// port each cycle; then middleware (11–100); then system services (10 down to 3); then
+    /// Reporter (2), Logger (1); the Orchestrator (0) always last. `spec/model/Cycle-v1.md`.
+    fn delivery_order(&self) -> Vec<u16> {
+        let ready: Vec<u16> = self
+            .ports
+            .iter()
+            .filter(|(_, s)| {
+                !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty()
+            })
+            .map(|(&p, _)| p)
+            .collect();
+        let (apps, rest): (Vec<u16>, Vec<u16>) = ready
+            .into_iter()
+            .partition(|&p| p > registry::MIDDLEWARE_LAST);
+        let split = apps.partition_point(|&p| p < self.deliver_cursor);
+        let mut order: Vec<u16> = apps[split..]
+            .iter()
+            .chain(&apps[..split])
+            .copied()
+            .collect();
+        let mut rest = rest;
+        rest.sort_unstable_by(|a, b| b.cmp(a));
+        order.extend(rest);
+        order
+    }
+
+    fn deliver_phase(&mut self) -> (usize, bool) {
+        let budget = self.config.deliver_budget;
+        let quantum = self.config.consecutive_per_recipient_max as usize;
+        let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
+        let mut delivered = 0usize;
+        let mut per_port: BTreeMap<u16, usize> = BTreeMap::new();
+        let order = self.delivery_order();
+        if let Some(&first) = order.first() {
+            self.deliver_cursor = first.wrapping_add(1);
+        }
+        // Expire stream frames whose lifetime ended while they waited.
+        let cycle = self.cycle;
+        let mut expired = 0;
+        for state in self.ports.values_mut() {
+            let before = state.streams.len();
+            state.streams.retain(|f| f.expires_cycle > cycle);
+            expired += before - state.streams.len();
+        }
+        self.stats.stream_expired += expired as u64;
+
+        // Rounds of at most `quantum` messages per port, so no port gets more than `quantum`
+        // consecutive deliveries while another waits, and no port more than its share of the
+        // budget while another has messages.
+        let mut progress = true;
+        while progress && delivered < budget {
+            progress = false;
+            let waiting = order
+                .iter()
+                .filter(|p| {
+                    self.ports.get(p).is_some_and(|s| {
+                        !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty()
+                    })
+                })
+                .count();
+            for &port in &order {
+                let used = per_port.get(&port).copied().unwrap_or(0);
+                if waiting > 1 && used >= share_cap {
+                    continue;
+                }
+                let mut n = 0;
+                while n < quantum && delivered < budget {
+                    if !self.deliver_one(port) {
+                        break;
+                    }
+                    n += 1;
+                    delivered += 1;
+                }
+                if n > 0 {
+                    progress = true;
+                    *per_port.entry(port).or_default() += n;
+                }
+            }
+        }
+        let backlog = self
+            .ports
+            .values()
+            .any(|s| !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty());
+        (delivered, backlog)
+    }
+
+    /// Delivers one message (stream frames first: they are the most perishable) of `port`.
+    fn deliver_one(&mut self, port: u16) -> bool {
+        let Some(state) = self.ports.get_mut(&port) else {
+            return false;
+        };
+        if let Some(done) = state.bulk_done.pop_front() {
+            let mut service = state.service.take();
+            if let Some(s) = service.as_mut() {
+                let mut ctx = Context {
+                    now: self.now,
+                    station_id: self.config.station_id,
+                    port,
+                    outgoing: &mut self.emitted,
+                    emitted_max: self.config.transmit_budget,
+                    dropped: &mut self.stats.emit_drops,
+                };
+                s.on_bulk(&mut ctx, &done);
+            }
+            if let Some(state) = self.ports.get_mut(&port) {
+                state.service = service;
+            }
+            return true;
+        }
+        let (inbound, stream) = match state.streams.pop_front() {
+            Some(frame) => (frame, true),
+            None => match state.queue.pop_front() {
+                Some(message) => (message, false),
+                None => return false,
+            },
+        };
+        let mut service = state.service.take();
+        let mut header = inbound.header;
+        if stream {
+            header.lifetime = (inbound.expires_cycle - self.cycle).min(255) as u8;
+        }
+        let message = Message {
+            header: &header,
+            payload: &inbound.payload,
+            received_at: inbound.received_at,
+        };
+        for (_, tee) in &mut self.tees {
+            tee.observe(&message);
+            self.stats.teed += 1;
+        }
+        let reporter_answer =
+            (service.is_none() && port == registry::REPORTER).then(|| self.stats_payload());
+        let mut ctx = Context {
+            now: self.now,
+            station_id: self.config.station_id,
+            port,
+            outgoing: &mut self.emitted,
+            emitted_max: self.config.transmit_budget,
+            dropped: &mut self.stats.emit_drops,
+        };
+        match service.as_mut() {
+            Some(s) if stream => s.on_stream(&mut ctx, &message),
+            Some(s) => s.on_message(&mut ctx, &message),
+            None if port == registry::REPORTER => {
+                ctx.reply(&message, reporter_answer.unwrap_or_default());
+            }
+            None if header.flags.contains(Flags::REPLY) => {
+                self.events.push_back(Event::Reply {
+                    from: header.sender_id,
+                    port,
+                    route_id: header.route_id,
+                    payload: inbound.payload.clone(),
+                });
+            }
+            None => {}
+        }
+        if let Some(state) = self.ports.get_mut(&port) {
+            state.service = service;
+        }
+        if stream {
+            self.stats.stream_delivered += 1;
+        } else {
+            self.stats.delivered += 1;
+        }
+        if let Some((sender, epoch, seq)) = inbound.ack {
+            if let Some(window) = self.windows.get_mut(&sender).and_then(|w| {
+                w.epochs
+                    .iter_mut()
+                    .find(|(e, _)| *e == epoch)
+                    .map(|(_, w)| w)
+            }) {
+                window.deliver(seq);
+            }
+            self.acks_due.entry((sender, epoch)).or_default().push(seq);
+            if header.flags.contains(Flags::TRACE_REQUESTED) {
+                self.trace(&header, TraceEvent::Done, 0, 0, 0);
+                self.trace(&header, TraceEvent::AckSent, 0, 0, 0);
+            }
+        }
+        true
+    }
+
+    /// The Reporter's answer: `count u16 | (name_len u8 | name | value u64) × count`, then
+    /// `transfers u16 | (transfer u64 | done u64 | total u64 | rate u64 | eta_ms u64) × n`.
+    fn stats_payload(&self) -> Vec<u8> {
+        let fields = self.stats.fields();
+        let mut out = Vec::with_capacity(fields.len() * 24);
+        out.extend_from_slice(&(fields.len() as u16).to_le_bytes());
+        for (name, value) in fields {
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        let transfers = self.transfers();
+        out.extend_from_slice(&(transfers.len().min(1024) as u16).to_le_bytes());
+        for p in transfers.iter().take(1024) {
+            for v in [
+                p.transfer,
+                p.bytes_done,
+                p.bytes_total,
+                p.rate_bytes_per_sec,
+                p.eta_ms,
+            ] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Commit phase
+    // ----------------------------------------------------------------------------------------
+
+    fn commit_phase(&mut self) -> (usize, bool) {
+        // What handlers produced enters the bus now.
+        let emitted = std::mem::take(&mut self.emitted);
+        for message in emitted {
+            if self.send(self.now, message).is_err() {
+                self.stats.emit_drops += 1;
+            }
+        }
+        self.queue_acks();
+        self.queue_bulk_maps();
+
+        let budget = self.config.transmit_budget;
+        let data_budget = budget * (100 - self.config.control_reserve_percent as usize) / 100;
+        let mut sent = 0usize;
+
+        // 1. Control: ACK/NACK/BUSY/heartbeats/adverts/bulk maps, up to the whole budget.
+        while sent < budget {
+            let Some((target, header, payload)) = self.control_out.pop_front() else {
+                break;
+            };
+            if self.emit(target, &header, &payload) {
+                sent += 1;
+            }
+        }
+        // Trace reports, best effort, inside the control reserve.
+        while sent < budget {
+            let Some((route_id, request_id, report)) = self.trace_out.pop_front() else {
+                break;
+            };
+            if self.emit_trace(route_id, request_id, report) {
+                sent += 1;
+            }
+        }
+        let mut data_sent = 0usize;
+        // 2. Forwarded frames for other stations.
+        while data_sent < data_budget {
+            let Some((link, frame)) = self.forward_out.pop_front() else {
+                break;
+            };
+            self.push_tx(link, frame);
+            data_sent += 1;
+        }
+        // 3. Fast lane data, fair between recipients and services.
+        data_sent += self.transmit_fast(data_budget.saturating_sub(data_sent));
+        // 4. Bulk segments, fair between transfers.
+        data_sent += self.transmit_bulk(data_budget.saturating_sub(data_sent));
+        // 5. Stream frames, dropping the expired.
+        data_sent += self.transmit_streams(data_budget.saturating_sub(data_sent));
+        let backlog = !self.control_out.is_empty()
+            || !self.forward_out.is_empty()
+            || self
+                .channels
+                .values()
+                .any(|c| !c.ready.is_empty() || !c.unreliable.is_empty());
+        (sent + data_sent, backlog)
+    }
+
+    fn queue_acks(&mut self) {
+        let acks = std::mem::take(&mut self.acks_due);
+        for ((sender, epoch), seqs) in acks {
+            for chunk in seqs.chunks(ACK_SEQS_MAX) {
+                let header = Header {
+                    sequence: epoch,
+                    ..self.reply_header(Lane::Fast, PacketType::Ack, sender)
+                };
+                let payload = AckList {
+                    seqs: chunk.to_vec(),
+                }
+                .encode();
+                self.stats.acks_sent += 1;
+                self.control_out
+                    .push_back((ControlTarget::Station(sender), header, payload));
+            }
+        }
+    }
+
+    fn reply_header(&mut self, lane: Lane, packet_type: PacketType, to: u32) -> Header {
+        Header {
+            recipient_id: to,
+            sender_id: self.config.station_id,
+            hop_limit: self.config.hop_limit,
+            ..Header::new(lane, packet_type)
+        }
+    }
+
+    /// Round-robin over channels with ready frames, at most `consecutive_per_recipient_max`
+    /// frames each per round, and at most `service_share_percent` of the data budget per
+    /// sending port while other ports have frames ready.
+    fn transmit_fast(&mut self, budget: usize) -> usize {
+        let quantum = self.config.consecutive_per_recipient_max as usize;
+        let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
+        let mut per_service: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut sent = 0usize;
+        let mut destinations: Vec<u32> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| !c.ready.is_empty() || !c.unreliable.is_empty())
+            .map(|(&d, _)| d)
+            .collect();
+        if destinations.is_empty() {
+            return 0;
+        }
+        let split = destinations.partition_point(|&d| d < self.channel_cursor);
+        destinations.rotate_left(split);
+        self.channel_cursor = destinations[0].wrapping_add(1);
+        let mut progress = true;
+        while progress && sent < budget {
+            progress = false;
+            let services_waiting: BTreeSet<u16> = destinations
+                .iter()
+                .filter_map(|d| self.channels.get(d))
+                .flat_map(|c| {
+                    c.ready
+                        .iter()
+                        .filter_map(|s| c.pending.get(s).map(|p| p.header.sender_port))
+                        .chain(c.unreliable.iter().map(|(h, _)| h.sender_port))
+                })
+                .collect();
+            for &destination in &destinations {
+                let mut n = 0;
+                while n < quantum && sent < budget {
+                    let Some(service) = self.next_fast_service(destination) else {
+                        break;
+                    };
+                    let used = per_service.get(&service).copied().unwrap_or(0);
+                    if services_waiting.len() > 1 && used >= share_cap {
+                        break;
+                    }
+                    if !self.transmit_fast_one(destination) {
+                        break;
+                    }
+                    *per_service.entry(service).or_default() += 1;
+                    n += 1;
+                    sent += 1;
+                }
+                progress |= n > 0;
+            }
+        }
+        sent
+    }
+
+    fn next_fast_service(&mut self, destination: u32) -> Option<u16> {
+        let aging = self.config.aging_step;
+        let now = self.now;
+        let channel = self.channels.get_mut(&destination)?;
+        if let Some((header, _)) = channel.unreliable.front() {
+            return Some(header.sender_port);
+        }
+        // Priority with aging: among the first ready messages, the one with the highest
+        // priority plus waited time / aging_step goes first (ties: the oldest).
+        let scan = channel.ready.len().min(32);
+        let mut best = 0usize;
+        let mut best_score = 0u64;
+        for i in 0..scan {
+            let seq = channel.ready[i];
+            let Some(p) = channel.pending.get(&seq) else {
+                continue;
+            };
+            let waited = now.saturating_since(p.queued_at).as_nanos() / aging.as_nanos().max(1);
+            let score = u64::from(p.header.priority) + waited;
+            if score > best_score || i == 0 {
+                best = i;
+                best_score = score;
+            }
+        }
+        if best != 0 {
+            let seq = channel.ready.remove(best).expect("in range");
+            channel.ready.push_front(seq);
+        }
+        let seq = *channel.ready.front()?;
+        channel.pending.get(&seq).map(|p| p.header.sender_port)
+    }
+
+    fn transmit_fast_one(&mut self, destination: u32) -> bool {
+        let now = self.now;
+        let link = if destination == self.config.station_id {
+            Some(LOOPBACK)
+        } else {
+            self.next_hop_link(destination)
+        };
+        let Some(channel) = self.channels.get_mut(&destination) else {
+            return false;
+        };
+        if let Some((header, payload)) = channel.unreliable.pop_front() {
+            if let Some(link) = link {
+                self.encode_to(link, &header, &payload);
+            } else {
+                self.stats.no_route += 1;
+            }
+            return true;
+        }
+        let Some(seq) = channel.ready.pop_front() else {
+            return false;
+        };
+        let Some(pending) = channel.pending.get_mut(&seq) else {
+            return true;
+        };
+        pending.in_ready = false;
+        let mut header = pending.header;
+        header.attempt = pending.attempts;
+        if pending.attempts > 0 {
+            self.stats.retransmits += 1;
+        }
+        pending.attempts = pending.attempts.saturating_add(1);
+        pending.first_sent.get_or_insert(now);
+        pending.last_sent = Some(now);
+        let rto = channel.rto;
+        let backoff = rto
+            .saturating_mul(1u64 << (pending.attempts.saturating_sub(1)).min(16))
+            .min(self.config.rto_max);
+        let jitter = Duration::from_nanos(self.rng.below(backoff.as_nanos() / 8 + 1));
+        let deadline = now + backoff + jitter;
+        let marker = pending.attempts + pending.busy;
+        let payload = std::mem::take(&mut pending.payload);
+        if let Some(link) = link {
+            self.encode_to(link, &header, &payload);
+        } else {
+            self.stats.no_route += 1;
+        }
+        if let Some(p) = self
+            .channels
+            .get_mut(&destination)
+            .and_then(|c| c.pending.get_mut(&seq))
+        {
+            p.payload = payload;
+        }
+        self.timers
+            .push(Reverse((deadline, destination, seq, marker)));
+        if header.flags.contains(Flags::TRACE_REQUESTED) && header.attempt == 0 {
+            // The originator reports the first transmission as a forward to its next hop.
+            let next = link
+                .and_then(|l| self.links.get(&l))
+                .and_then(|l| l.peer)
+                .unwrap_or(destination);
+            self.trace(&header, TraceEvent::Forwarded, 0, next, 0);
+        }
+        true
+    }
+
+    fn next_hop_link(&self, destination: u32) -> Option<LinkId> {
+        let route = self.topology.route(destination)?;
+        self.neighbour_links.get(&route.next_hop).copied()
+    }
+
+    /// Encodes a frame and queues it for `link`; returns false if the link queue is full.
+    fn encode_to(&mut self, link: LinkId, header: &Header, payload: &[u8]) -> bool {
+        let mut buffer = self.pool.pop().unwrap_or_default();
+        buffer.resize(frame::encoded_len(header, payload.len()), 0);
+        if frame::encode(header, payload, &mut buffer).is_err() {
+            // Headers built by the bus are valid by construction; count rather than panic.
+            self.stats.control_malformed += 1;
+            return false;
+        }
+        self.push_tx(link, buffer)
+    }
+
+    fn push_tx(&mut self, link: LinkId, frame: Vec<u8>) -> bool {
+        if link == LOOPBACK {
+            self.stats.frames_sent += 1;
+            self.loopback.push_back(frame);
+            return true;
+        }
+        let capacity = self.config.link_queue_capacity;
+        let Some(state) = self.links.get_mut(&link) else {
+            self.stats.no_route += 1;
+            return false;
+        };
+        if state.queued >= capacity {
+            self.stats.link_queue_drops += 1;
+            return false;
+        }
+        state.queued += 1;
+        state.last_sent = self.now;
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += frame.len() as u64;
+        self.tx.push_back(Transmit { link, frame });
+        true
+    }
+
+    fn emit(&mut self, target: ControlTarget, header: &Header, payload: &[u8]) -> bool {
+        let link = match target {
+            ControlTarget::Link(link) => Some(link),
+            ControlTarget::Station(station) if station == self.config.station_id => Some(LOOPBACK),
+            ControlTarget::Station(station) => self.next_hop_link(station),
+        };
+        match link {
+            Some(link) => self.encode_to(link, header, payload),
+            None => {
+                self.stats.no_route += 1;
+                false
+            }
+        }
+    }
+
+    fn queue_heartbeat(&mut self, link: LinkId) {
+        let header = Header {
+            sender_id: self.config.station_id,
+            request_id: u64::from(self.config.incarnation) << 32,
+            ..Header::new(Lane::Fast, PacketType::Heartbeat)
+        };
+        if let Some(state) = self.links.get_mut(&link) {
+            state.last_sent = self.now;
+        }
+        self.stats.heartbeats_sent += 1;
+        self.control_out
+            .push_back((ControlTarget::Link(link), header, Vec::new()));
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Receive paths
+    // ----------------------------------------------------------------------------------------
+
+    fn handle_heartbeat(&mut self, link: LinkId, header: &Header) {
+        if link == LOOPBACK {
+            return;
+        }
+        let peer = header.sender_id;
+        let Some(state) = self.links.get_mut(&link) else {
+            return;
+        };
+        let newly = !state.alive || state.peer != Some(peer);
+        state.peer = Some(peer);
+        state.alive = true;
+        if newly {
+            self.neighbour_links.insert(peer, link);
+            if self.topology.neighbour_up(peer) {
+                self.push_event(Event::PeerUp { station: peer });
+            }
+            self.advert_due = true;
+            // Answer at once so the neighbour learns us without waiting a heartbeat interval.
+            self.queue_heartbeat(link);
+        }
+    }
+
+    fn originate_advert(&mut self) {
+        self.advert_due = false;
+        self.next_advert_at = self.now + self.config.advert_interval;
+        self.advert_seq = self.advert_seq.wrapping_add(1);
+        let mut ports: Vec<u16> = self
+            .ports
+            .iter()
+            .filter(|(_, s)| s.service.is_some())
+            .map(|(&p, _)| p)
+            .collect();
+        if self.collector.is_some() {
+            ports.push(registry::TRACE_REPORT);
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        let advert = Advert {
+            incarnation: self.config.incarnation,
+            seq: self.advert_seq,
+            neighbours: self.topology.neighbours().iter().copied().collect(),
+            ports,
+            subscriptions: self
+                .ports
+                .iter()
+                .filter(|(_, s)| s.subscribed)
+                .map(|(&p, _)| p)
+                .collect(),
+            groups: self
+                .ports
+                .iter()
+                .filter(|(_, s)| s.grouped)
+                .map(|(&p, _)| p)
+                .collect(),
+        };
+        let header = Header {
+            recipient_kind: RecipientKind::Broadcast,
+            recipient_port: registry::DISCOVERY,
+            sender_id: self.config.station_id,
+            request_id: u64::from(self.config.incarnation) << 32 | u64::from(self.advert_seq),
+            hop_limit: self.config.hop_limit,
+            ..Header::new(Lane::Fast, PacketType::Control)
+        };
+        let payload = advert.encode();
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.alive)
+            .map(|(&id, _)| id)
+            .collect();
+        for link in links {
+            self.control_out
+                .push_back((ControlTarget::Link(link), header, payload.clone()));
+        }
+    }
+
+    fn handle_advert(&mut self, link: LinkId, header: &Header, payload: &[u8], bytes: &[u8]) {
+        let advert = match Advert::decode(payload) {
+            Ok(advert) => advert,
+            Err(_) => {
+                self.stats.control_malformed += 1;
+                return;
+            }
+        };
+        let origin = header.sender_id;
+        if let Some(known) = self.topology.station(origin) {
+            if advert.incarnation > known.advert.incarnation {
+                // The origin restarted without its state: its old receive windows and our
+                // channel state towards it are meaningless now.
+                self.windows.remove(&origin);
+            }
+        }
+        match self.topology.handle_advert(self.now, origin, advert) {
+            AdvertOutcome::Accepted => {
+                self.stats.adverts_accepted += 1;
+                if header.hop_limit == 0 {
+                    return;
+                }
+                // Flood on to every other live link.
+                let mut forwarded = header.to_owned();
+                forwarded.hop_limit -= 1;
+                forwarded.flags = forwarded.flags | Flags::FORWARDED;
+                let links: Vec<LinkId> = self
+                    .links
+                    .iter()
+                    .filter(|&(&id, l)| l.alive && id != link)
+                    .map(|(&id, _)| id)
+                    .collect();
+                let payload = payload.to_vec();
+                let _ = bytes;
+                for out in links {
+                    self.control_out.push_back((
+                        ControlTarget::Link(out),
+                        forwarded,
+                        payload.clone(),
+                    ));
+                }
+            }
+            AdvertOutcome::Stale => {}
+            AdvertOutcome::Full => self.stats.control_malformed += 1,
+        }
+    }
+
+    fn forward(&mut self, link: LinkId, header: &Header, bytes: &[u8]) {
+        let traced = header.flags.contains(Flags::TRACE_REQUESTED);
+        if header.hop_limit == 0 || header.recipient_id == 0 {
+            self.stats.hop_limit_drops += 1;
+            if traced {
+                self.trace(header, TraceEvent::Dropped, Reason::HopLimit as u16, 0, 0);
+            }
+            return;
+        }
+        let Some(out) = self.next_hop_link(header.recipient_id) else {
+            self.stats.no_route += 1;
+            if traced {
+                self.trace(header, TraceEvent::Dropped, Reason::NoRoute as u16, 0, 0);
+            }
+            return;
+        };
+        if out == link {
+            // Never send a frame back where it came from (a routing loop while routes settle).
+            self.stats.no_route += 1;
+            return;
+        }
+        let mut forwarded = *header;
+        forwarded.hop_limit -= 1;
+        forwarded.flags = forwarded.flags | Flags::FORWARDED;
+        if header.lane == Lane::Stream {
+            // A hop costs a cycle of lifetime.
+            if header.lifetime <= 1 {
+                self.stats.stream_expired += 1;
+                return;
+            }
+            forwarded.lifetime -= 1;
+        }
+        let header_len = header.header_len();
+        let payload = &bytes[header_len..];
+        let mut buffer = self.pool.pop().unwrap_or_default();
+        buffer.resize(bytes.len(), 0);
+        if frame::encode(&forwarded, payload, &mut buffer).is_err() {
+            self.stats.control_malformed += 1;
+            return;
+        }
+        self.stats.forwarded += 1;
+        if traced {
+            let next = self.links.get(&out).and_then(|l| l.peer).unwrap_or(0);
+            self.trace(header, TraceEvent::Received, 0, 0, 0);
+            self.trace(header, TraceEvent::Forwarded, 0, next, 0);
+        }
+        if self.forward_out.len() >= self.config.link_queue_capacity {
+            self.stats.link_queue_drops += 1;
+            return;
+        }
+        self.forward_out.push_back((out, buffer));
+    }
+
+    fn window_for(&mut self, sender: u32, epoch: u32) -> Option<&mut ReceiveWindow> {
+        if !self.windows.contains_key(&sender) && self.windows.len() >= self.config.stations_max {
+            return None;
+        }
+        let windows = self
+            .windows
+            .entry(sender)
+            .or_insert_with(|| SenderWindows { epochs: Vec::new() });
+        if let Some(i) = windows.epochs.iter().position(|(e, _)| *e == epoch) {
+            return Some(&mut windows.epochs[i].1);
+        }
+        let oldest = windows.epochs.iter().map(|(e, _)| *e).min();
+        if windows.epochs.len() >= EPOCHS_KEPT {
+            if oldest.is_some_and(|o| epoch < o) {
+                return None;
+            }
+            let i = windows
+                .epochs
+                .iter()
+                .position(|(e, _)| Some(*e) == oldest)
+                .expect("non-empty");
+            windows.epochs.remove(i);
+        }
+        windows.epochs.push((epoch, ReceiveWindow::new()));
+        windows.epochs.last_mut().map(|(_, w)| w)
+    }
+
+    fn handle_data(&mut self, header: &Header, payload: &[u8]) {
+        let port = header.recipient_port;
+        let sender = header.sender_id;
+        let ack_required = header.flags.contains(Flags::ACK_REQUIRED);
+        let epoch = (header.request_id >> 32) as u32;
+        let seq = header.sequence;
+        if ack_required {
+            let Some(window) = self.window_for(sender, epoch) else {
+                self.stats.stale_epoch_drops += 1;
+                return;
+            };
+            match window.classify(seq) {
+                Verdict::DeliveredBefore => {
+                    self.stats.duplicates += 1;
+                    self.acks_due.entry((sender, epoch)).or_default().push(seq);
+                    return;
+                }
+                Verdict::Queued => {
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                Verdict::New => {}
+            }
+        }
+        let served = self.serves(port)
+            || self.ports.get(&port).is_some_and(|p| p.grouped)
+            || (header.flags.contains(Flags::REPLY) && self.ports.contains_key(&port))
+            || (header.flags.contains(Flags::REPLY) && port == super::service::CLIENT_PORT);
+        if !served {
+            if ack_required {
+                self.send_nack(header, Reason::NoSuchPort);
+            }
+            if header.flags.contains(Flags::TRACE_REQUESTED) {
+                self.trace(header, TraceEvent::Dropped, Reason::NoSuchPort as u16, 0, 0);
+            }
+            return;
+        }
+        let capacity = self.config.port_queue_capacity;
+        let state = self.ports.entry(port).or_default();
+        let depth = state.queue.len();
+        if depth >= capacity {
+            if ack_required {
+                self.stats.busy_sent += 1;
+                let reply = Header {
+                    sequence: epoch,
+                    request_id: header.request_id,
+                    route_id: header.route_id,
+                    ..self.reply_header(Lane::Fast, PacketType::Busy, sender)
+                };
+                let busy = Busy {
+                    seq,
+                    queue_depth: depth as u32,
+                }
+                .encode();
+                self.control_out
+                    .push_back((ControlTarget::Station(sender), reply, busy));
+            }
+            if header.flags.contains(Flags::TRACE_REQUESTED) {
+                self.trace(
+                    header,
+                    TraceEvent::Busy,
+                    Reason::Busy as u16,
+                    0,
+                    depth as u32,
+                );
+            }
+            return;
+        }
+        state.queue.push_back(Inbound {
+            header: *header,
+            payload: payload.to_vec(),
+            received_at: self.now,
+            ack: ack_required.then_some((sender, epoch, seq)),
+            expires_cycle: 0,
+        });
+        if ack_required {
+            if let Some(window) = self.window_for(sender, epoch) {
+                window.accept(seq);
+            }
+        }
+        if header.flags.contains(Flags::TRACE_REQUESTED) {
+            self.trace(header, TraceEvent::Claimed, 0, 0, depth as u32 + 1);
+        }
+    }
+
+    fn send_nack(&mut self, header: &Header, reason: Reason) {
+        self.stats.nacks_sent += 1;
+        let reply = Header {
+            sequence: (header.request_id >> 32) as u32,
+            request_id: header.request_id,
+            route_id: header.route_id,
+            ..self.reply_header(header.lane, PacketType::Nack, header.sender_id)
+        };
+        let nack = Nack {
+            seq: header.sequence,
+            reason,
+        }
+        .encode();
+        self.control_out
+            .push_back((ControlTarget::Station(header.sender_id), reply, nack));
+    }
+
+    fn handle_ack(&mut self, header: &Header, payload: &[u8]) {
+        let Ok(acks) = AckList::decode(payload) else {
+            self.stats.control_malformed += 1;
+            return;
+        };
+        if header.sequence != self.config.incarnation {
+            return; // An ACK for a channel of an earlier incarnation of this station.
+        }
+        let destination = header.sender_id;
+        for seq in acks.seqs {
+            self.resolve_acked(destination, seq);
+        }
+        self.admit_backlog(destination);
+    }
+
+    fn resolve_acked(&mut self, destination: u32, seq: u32) {
+        let now = self.now;
+        let (rto_min, rto_max) = (self.config.rto_min, self.config.rto_max);
+        let Some(channel) = self.channels.get_mut(&destination) else {
+            return;
+        };
+        let Some(pending) = channel.pending.remove(&seq) else {
+            return; // Stale or duplicate ACK: the message is finished already.
+        };
+        channel.ready.retain(|&s| s != seq);
+        // Karn's rule: only unambiguous samples (one transmission) update the estimate.
+        if pending.attempts == 1 {
+            if let Some(sent) = pending.last_sent {
+                let sample = now.saturating_since(sent);
+                update_rtt(channel, sample, rto_min, rto_max);
+            }
+        }
+        self.outbox_len -= 1;
+        self.stats.acked += 1;
+        if pending.header.flags.contains(Flags::TRACE_REQUESTED) {
+            let header = pending.header;
+            self.trace(&header, TraceEvent::Done, 0, 0, 0);
+        }
+        self.push_event(Event::Delivered {
+            request_id: pending.header.request_id,
+            destination,
+            from_port: pending.header.sender_port,
+        });
+    }
+
+    fn handle_nack(&mut self, header: &Header, payload: &[u8]) {
+        let Ok(nack) = Nack::decode(payload) else {
+            self.stats.control_malformed += 1;
+            return;
+        };
+        if header.sequence != self.config.incarnation {
+            return;
+        }
+        self.dead_letter(header.sender_id, nack.seq, nack.reason);
+    }
+
+    fn handle_busy(&mut self, header: &Header, payload: &[u8]) {
+        let Ok(busy) = Busy::decode(payload) else {
+            self.stats.control_malformed += 1;
+            return;
+        };
+        if header.sequence != self.config.incarnation {
+            return;
+        }
+        self.stats.busy_received += 1;
+        let now = self.now;
+        let rto_max = self.config.rto_max;
+        let Some(channel) = self.channels.get_mut(&header.sender_id) else {
+            return;
+        };
+        let rto = channel.rto;
+        let Some(pending) = channel.pending.get_mut(&busy.seq) else {
+            return;
+        };
+        // BUSY does not count as a lost attempt: give the attempt back, back off longer.
+        pending.attempts = pending.attempts.saturating_sub(1);
+        pending.busy = pending.busy.saturating_add(1);
+        let backoff = rto
+            .saturating_mul(1u64 << pending.busy.min(10))
+            .min(rto_max);
+        let marker = pending.attempts + pending.busy;
+        self.timers
+            .push(Reverse((now + backoff, header.sender_id, busy.seq, marker)));
+    }
+
+    fn handle_control(&mut self, header: &Header, payload: &[u8]) {
+        if header.recipient_port == registry::TRACE_REPORT {
+            match TraceReport::decode(payload) {
+                Ok(report) => {
+                    if let Some(collector) = self.collector.as_mut() {
+                        collector.add(header.route_id, header.request_id, report);
+                    }
+                }
+                Err(_) => self.stats.control_malformed += 1,
+            }
+            return;
+        }
+        // Other control traffic for a served port is delivered like data, without ACK.
+        let mut data = *header;
+        data.flags = data.flags.without(Flags::ACK_REQUIRED);
+        self.handle_data(&data, payload);
+    }
+
+    fn handle_stream(&mut self, header: &Header, payload: &[u8]) {
+        let port = header.recipient_port;
+        let key = (header.sender_id, header.request_id);
+        if !self.token_caches.contains_key(&key)
+            && self.token_caches.len() >= self.config.stream_cache_tokens * 16
+        {
+            self.token_caches.clear();
+        }
+        if !self
+            .token_caches
+            .entry(key)
+            .or_default()
+            .admit(header.sequence)
+        {
+            self.stats.stream_duplicates += 1;
+            return;
+        }
+        let capacity = self.config.stream_queue_capacity;
+        let cycle = self.cycle;
+        let Some(state) = self.ports.get_mut(&port).filter(|s| s.subscribed) else {
+            return;
+        };
+        if state.streams.len() >= capacity {
+            // A slow receiver loses its oldest frames; it never blocks anyone.
+            state.streams.pop_front();
+            self.stats.stream_overrun += 1;
+        }
+        state.streams.push_back(Inbound {
+            header: *header,
+            payload: payload.to_vec(),
+            received_at: self.now,
+            ack: None,
+            expires_cycle: cycle + u64::from(header.lifetime),
+        });
+    }
+
+    fn transmit_streams(&mut self, budget: usize) -> usize {
+        let mut sent = 0;
+        let cycle = self.cycle;
+        while sent < budget {
+            let Some(copy) = self.stream_out.pop_front() else {
+                break;
+            };
+            if copy.expires_cycle <= cycle {
+                self.stats.stream_expired += 1;
+                continue;
+            }
+            let mut header = copy.header;
+            header.lifetime = (copy.expires_cycle - cycle).min(255) as u8;
+            let _ = copy.forwarded;
+            if self.encode_to(copy.link, &header, &copy.payload) {
+                self.stats.stream_sent += 1;
+            }
+            sent += 1;
+        }
+        sent
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Trace
+    // ----------------------------------------------------------------------------------------
+
+    fn trace(
+        &mut self,
+        header: &Header,
+        event: TraceEvent,
+        reason: u16,
+        next_hop: u32,
+        depth: u32,
+    ) {
+        if self.trace_out.len() >= self.config.trace_queue_capacity {
+            self.stats.trace_dropped += 1;
+            return;
+        }
+        self.trace_out.push_back((
+            header.route_id,
+            header.request_id,
+            TraceReport {
+                event,
+                packet_type: header.packet_type,
+                reason,
+                traced_sender: header.sender_id,
+                node: self.config.station_id,
+                next_hop,
+                queue_depth: depth,
+                timestamp_ns: self.now.as_nanos(),
+            },
+        ));
+    }
+
+    fn emit_trace(&mut self, route_id: u32, request_id: u64, report: TraceReport) -> bool {
+        let me = self.config.station_id;
+        let collector = if self.collector.is_some() {
+            Some(me)
+        } else {
+            self.topology
+                .servers_of(registry::TRACE_REPORT)
+                .first()
+                .map(|&(id, _)| id)
+        };
+        let Some(collector) = collector else {
+            self.stats.trace_dropped += 1;
+            return false;
+        };
+        self.stats.trace_reports += 1;
+        let header = Header {
+            recipient_kind: RecipientKind::Service,
+            recipient_id: collector,
+            recipient_port: registry::TRACE_REPORT,
+            sender_id: me,
+            route_id,
+            request_id,
+            hop_limit: self.config.hop_limit,
+            ..Header::new(Lane::Fast, PacketType::Control)
+        };
+        if collector == me {
+            if let Some(c) = self.collector.as_mut() {
+                c.add(route_id, request_id, report);
+            }
+            return true;
+        }
+        self.emit(ControlTarget::Station(collector), &header, &report.encode())
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Bulk lane
+    // ----------------------------------------------------------------------------------------
+
+    fn bulk_rto(&self) -> Duration {
+        self.config.rto_initial.max(self.config.rto_min)
+    }
+
+    fn io_request(&mut self, wait: IoWait, make: impl FnOnce(IoId) -> IoRequest) -> IoId {
+        let id = self.io_next;
+        self.io_next += 1;
+        self.io_pending.insert(id, wait);
+        self.io_out.push_back(make(id));
+        id
+    }
+
+    fn bulk_header(
+        &mut self,
+        packet_type: PacketType,
+        to: u32,
+        transfer: u64,
+        port: u16,
+    ) -> Header {
+        Header {
+            recipient_port: port,
+            request_id: transfer,
+            ..self.reply_header(Lane::Bulk, packet_type, to)
+        }
+    }
+
+    fn bulk_timers(&mut self) -> usize {
+        let now = self.now;
+        let rto = self.bulk_rto();
+        let attempts_max = self.config.attempts_max;
+        let mut work = 0;
+        let ids: Vec<u64> = self.out_transfers.keys().copied().collect();
+        for id in ids {
+            let t = self.out_transfers.get_mut(&id).expect("listed");
+            match t.state {
+                OutState::Done | OutState::Failed => continue,
+                OutState::Offering | OutState::Finishing => {
+                    let due = t
+                        .offer_sent_at
+                        .is_none_or(|at| now.saturating_since(at) >= rto);
+                    if !due {
+                        continue;
+                    }
+                    if t.offer_sent_at.is_some() {
+                        t.stalls += 1;
+                    }
+                    if t.stalls > attempts_max.saturating_mul(2) {
+                        self.fail_transfer(id, Reason::Timeout);
+                        continue;
+                    }
+                    t.offer_sent_at = Some(now);
+                    let (dest, port, payload) = (t.destination, t.port, t.offer.encode());
+                    let header = self.bulk_header(PacketType::Control, dest, id, port);
+                    self.control_out
+                        .push_back((ControlTarget::Station(dest), header, payload));
+                    work += 1;
+                }
+                OutState::Sending => {
+                    if now.saturating_since(t.last_progress) < rto {
+                        continue;
+                    }
+                    // No progress for an RTO: resend what is in flight, from memory.
+                    t.stalls += 1;
+                    t.last_progress = now;
+                    if t.stalls > attempts_max.saturating_mul(2) {
+                        self.fail_transfer(id, Reason::Timeout);
+                        continue;
+                    }
+                    for f in t.in_flight.values_mut() {
+                        if f.sent_at.is_some() {
+                            f.sent_at = None;
+                            self.stats.bulk_segments_resent += 1;
+                        }
+                    }
+                    // Ask for the map again too: it may be the map that was lost.
+                    t.offer_sent_at = Some(now);
+                    let (dest, port, payload) = (t.destination, t.port, t.offer.encode());
+                    let header = self.bulk_header(PacketType::Control, dest, id, port);
+                    self.control_out
+                        .push_back((ControlTarget::Station(dest), header, payload));
+                    work += 1;
+                }
+            }
+        }
+        work
+    }
+
+    fn fail_transfer(&mut self, id: u64, reason: Reason) {
+        if let Some(t) = self.out_transfers.get_mut(&id) {
+            if matches!(t.state, OutState::Done | OutState::Failed) {
+                return;
+            }
+            t.state = OutState::Failed;
+            t.in_flight.clear();
+            self.stats.bulk_failed += 1;
+            self.push_event(Event::BulkFailed {
+                transfer: id,
+                reason,
+            });
+        }
+    }
+
+    /// Sender: fill the window with source reads, then send ready segments, round-robin
+    /// between transfers (at most `consecutive_per_recipient_max` segments each per round).
+    fn transmit_bulk(&mut self, budget: usize) -> usize {
+        let window = self.config.bulk_window as usize;
+        let quantum = self.config.consecutive_per_recipient_max as usize;
+        let mut ids: Vec<u64> = self
+            .out_transfers
+            .iter()
+            .filter(|(_, t)| t.state == OutState::Sending)
+            .map(|(&id, _)| id)
+            .collect();
+        if ids.is_empty() {
+            return 0;
+        }
+        let split = ids.partition_point(|&id| id < self.transfer_cursor);
+        ids.rotate_left(split);
+        self.transfer_cursor = ids[0].wrapping_add(1);
+        // Refill windows with reads.
+        for &id in &ids {
+            loop {
+                let t = self.out_transfers.get_mut(&id).expect("listed");
+                if t.in_flight.len() >= window {
+                    break;
+                }
+                let Some(segment) = next_unsent(t) else {
+                    break;
+                };
+                t.cursor = segment + 1;
+                t.in_flight.insert(
+                    segment,
+                    InFlight {
+                        data: None,
+                        sent_at: None,
+                    },
+                );
+                let offset = u64::from(segment) * u64::from(t.offer.segment_len);
+                let len = t.segment_bytes(segment);
+                self.io_request(IoWait::Read(id, segment), |io| IoRequest::SourceRead {
+                    id: io,
+                    transfer: id,
+                    offset,
+                    len,
+                });
+            }
+        }
+        let mut sent = 0;
+        let mut progress = true;
+        while progress && sent < budget {
+            progress = false;
+            for &id in &ids {
+                let mut n = 0;
+                while n < quantum && sent < budget {
+                    if !self.transmit_segment(id) {
+                        break;
+                    }
+                    n += 1;
+                    sent += 1;
+                }
+                progress |= n > 0;
+            }
+        }
+        sent
+    }
+
+    fn transmit_segment(&mut self, id: u64) -> bool {
+        let now = self.now;
+        let me = self.config.station_id;
+        let hop_limit = self.config.hop_limit;
+        let Some(t) = self.out_transfers.get_mut(&id) else {
+            return false;
+        };
+        let Some((&segment, flight)) = t
+            .in_flight
+            .iter_mut()
+            .find(|(_, f)| f.data.is_some() && f.sent_at.is_none())
+        else {
+            return false;
+        };
+        flight.sent_at = Some(now);
+        let data = flight.data.take().expect("checked");
+        let header = Header {
+            lane: Lane::Bulk,
+            packet_type: PacketType::Data,
+            recipient_kind: RecipientKind::Station,
+            flags: if segment + 1 == t.offer.segment_count {
+                Flags::ACK_REQUIRED | Flags::FINAL
+            } else {
+                Flags::ACK_REQUIRED
+            },
+            sender_id: me,
+            recipient_id: t.destination,
+            recipient_port: t.port,
+            sender_port: t.from_port,
+            route_id: 0,
+            request_id: id,
+            sequence: 0,
+            attempt: 0,
+            hop_limit,
+            lifetime: 0,
+            priority: 0,
+            segment: Some(Segment {
+                index: segment,
+                count: t.offer.segment_count,
+                offset: u64::from(segment) * u64::from(t.offer.segment_len),
+            }),
+        };
+        let destination = t.destination;
+        let link = if destination == me {
+            Some(LOOPBACK)
+        } else {
+            self.next_hop_link(destination)
+        };
+        match link {
+            Some(link) => {
+                self.encode_to(link, &header, &data);
+                self.stats.bulk_segments_sent += 1;
+            }
+            None => self.stats.no_route += 1,
+        }
+        if let Some(f) = self
+            .out_transfers
+            .get_mut(&id)
+            .and_then(|t| t.in_flight.get_mut(&segment))
+        {
+            f.data = Some(data);
+        }
+        true
+    }
+
+    fn io_read(&mut self, transfer: u64, segment: u32, outcome: IoOutcome) {
+        let Some(t) = self.out_transfers.get_mut(&transfer) else {
+            return;
+        };
+        match outcome {
+            IoOutcome::Read(data) if data.len() == t.segment_bytes(segment) as usize => {
+                if let Some(f) = t.in_flight.get_mut(&segment) {
+                    f.data = Some(data);
+                }
+            }
+            _ => self.fail_transfer(transfer, Reason::StorageFailed),
+        }
+    }
+
+    fn handle_bulk_map(&mut self, header: &Header, payload: &[u8]) {
+        let Ok(map) = SegmentMap::decode(payload) else {
+            self.stats.control_malformed += 1;
+            return;
+        };
+        let now = self.now;
+        let id = header.request_id;
+        let Some(t) = self.out_transfers.get_mut(&id) else {
+            return;
+        };
+        if t.destination != header.sender_id || matches!(t.state, OutState::Done | OutState::Failed)
+        {
+            return;
+        }
+        let before = t.acked.count();
+        t.acked.merge_map(&map);
+        let gained = t.acked.count() > before;
+        if gained {
+            t.last_progress = now;
+            t.stalls = 0;
+        }
+        let acked = &t.acked;
+        t.in_flight.retain(|s, _| !acked.contains(*s));
+        t.bytes_acked = acked_bytes(t);
+        if t.state == OutState::Offering {
+            t.state = OutState::Sending;
+            t.last_progress = now;
+            t.cursor = 0;
+        }
+        if map.complete {
+            if t.acked.is_full() {
+                t.state = OutState::Done;
+                t.bytes_acked = t.offer.object_len;
+                self.stats.bulk_sent += 1;
+                let progress = self.progress_of(&self.out_transfers[&id]);
+                self.push_event(Event::BulkProgress(progress));
+                self.push_event(Event::BulkSent { transfer: id });
+            }
+            return;
+        }
+        if t.acked.is_full() && t.state == OutState::Sending {
+            t.state = OutState::Finishing;
+            t.offer_sent_at = Some(now);
+        }
+        let report =
+            gained && now.saturating_since(t.progress_reported_at) >= Duration::from_millis(100);
+        if report {
+            t.progress_reported_at = now;
+            let progress = self.progress_of(&self.out_transfers[&id]);
+            self.push_event(Event::BulkProgress(progress));
+        }
+    }
+
+    fn handle_bulk_nack(&mut self, header: &Header, payload: &[u8]) {
+        match Nack::decode(payload) {
+            Ok(nack) => {
+                if self
+                    .out_transfers
+                    .get(&header.request_id)
+                    .is_some_and(|t| t.destination == header.sender_id)
+                {
+                    self.fail_transfer(header.request_id, nack.reason);
+                }
+            }
+            Err(_) => self.stats.control_malformed += 1,
+        }
+    }
+
+    fn handle_bulk_busy(&mut self, header: &Header) {
+        self.stats.busy_received += 1;
+        if let Some(t) = self.out_transfers.get_mut(&header.request_id) {
+            // The receiver has no room for another transfer now: offer again after an RTO.
+            t.offer_sent_at = Some(self.now);
+        }
+    }
+
+    /// Receiver: an offer opens (or resumes) a transfer, or asks again for its map.
+    fn handle_bulk_offer(&mut self, header: &Header, payload: &[u8]) {
+        let offer = match BulkOffer::decode(payload) {
+            Ok(offer) => offer,
+            Err(_) => {
+                self.stats.control_malformed += 1;
+                return;
+            }
+        };
+        let sender = header.sender_id;
+        let key = spool_key(sender, &offer);
+        if let Some(t) = self.in_transfers.get_mut(&key) {
+            t.transfer = header.request_id;
+            t.map_due = true;
+            t.touched_at = self.now;
+            if t.state == InState::Failed {
+                t.state = InState::Opening;
+                let (len, seg_len, count) = (
+                    t.offer.object_len,
+                    t.offer.segment_len,
+                    t.offer.segment_count,
+                );
+                let k = key.clone();
+                self.io_request(IoWait::Open(key.clone()), move |id| IoRequest::SpoolOpen {
+                    id,
+                    key: k,
+                    len,
+                    segment_len: seg_len,
+                    segment_count: count,
+                });
+            }
+            self.in_transfer_ids
+                .insert((sender, header.request_id), key);
+            return;
+        }
+        let port = header.recipient_port;
+        if self.ports.get(&port).is_none_or(|p| p.service.is_none()) {
+            let h = Header {
+                request_id: header.request_id,
+                ..*header
+            };
+            self.send_nack(&h, Reason::NoSuchPort);
+            return;
+        }
+        if offer.segment_len > self.config.payload_len_max {
+            self.send_nack(header, Reason::TooLarge);
+            return;
+        }
+        let active = self
+            .in_transfers
+            .values()
+            .filter(|t| !matches!(t.state, InState::Complete | InState::Failed))
+            .count();
+        if active >= self.config.transfers_max {
+            self.stats.busy_sent += 1;
+            let reply = self.bulk_header(
+                PacketType::Busy,
+                sender,
+                header.request_id,
+                header.sender_port,
+            );
+            let busy = Busy {
+                seq: 0,
+                queue_depth: active as u32,
+            }
+            .encode();
+            self.control_out
+                .push_back((ControlTarget::Station(sender), reply, busy));
+            return;
+        }
+        self.evict_finished_transfers();
+        let (len, seg_len, count) = (offer.object_len, offer.segment_len, offer.segment_count);
+        self.in_transfers.insert(
+            key.clone(),
+            InTransfer {
+                sender,
+                transfer: header.request_id,
+                port,
+                sender_port: header.sender_port,
+                stored: SegmentSet::new(offer.segment_count),
+                offer,
+                key: key.clone(),
+                state: InState::Opening,
+                writing: BTreeMap::new(),
+                map_due: false,
+                touched_at: self.now,
+                trace: header.flags.contains(Flags::TRACE_REQUESTED),
+            },
+        );
+        self.in_transfer_ids
+            .insert((sender, header.request_id), key.clone());
+        let k = key.clone();
+        self.io_request(IoWait::Open(key), move |id| IoRequest::SpoolOpen {
+            id,
+            key: k,
+            len,
+            segment_len: seg_len,
+            segment_count: count,
+        });
+    }
+
+    fn evict_finished_transfers(&mut self) {
+        let keep = self.config.transfers_max * 4;
+        let mut finished: Vec<(Instant, String)> = self
+            .in_transfers
+            .iter()
+            .filter(|(_, t)| matches!(t.state, InState::Complete | InState::Failed))
+            .map(|(k, t)| (t.touched_at, k.clone()))
+            .collect();
+        if finished.len() <= keep {
+            return;
+        }
+        finished.sort();
+        for (_, key) in finished.iter().take(finished.len() - keep) {
+            self.in_transfers.remove(key);
+            self.in_transfer_ids.retain(|_, k| k != key);
+        }
+    }
+
+    fn io_opened(&mut self, key: &str, outcome: IoOutcome) {
+        let Some(t) = self.in_transfers.get_mut(key) else {
+            return;
+        };
+        match outcome {
+            IoOutcome::Opened { stored } => {
+                t.stored.insert_ranges(&stored);
+                t.state = InState::Receiving;
+                t.map_due = true;
+                self.maybe_finish(key);
+            }
+            IoOutcome::Failed(failure) => self.fail_inbound(key, failure),
+            _ => self.fail_inbound(key, IoFailure::Io),
+        }
+    }
+
+    fn handle_bulk_segment(&mut self, header: &Header, payload: &[u8]) {
+        let Some(segment) = header.segment else {
+            return;
+        };
+        let Some(key) = self
+            .in_transfer_ids
+            .get(&(header.sender_id, header.request_id))
+            .cloned()
+        else {
+            return; // Segments before the offer was seen: the sender resends after the map.
+        };
+        let write_limit = self.config.bulk_window as usize * 2;
+        let Some(t) = self.in_transfers.get_mut(&key) else {
+            return;
+        };
+        t.touched_at = self.now;
+        if matches!(t.state, InState::Complete | InState::Finishing)
+            || t.stored.contains(segment.index)
+        {
+            t.map_due = true;
+            return;
+        }
+        if t.state != InState::Receiving
+            || t.writing.contains_key(&segment.index)
+            || t.writing.len() >= write_limit
+            || segment.count != t.offer.segment_count
+            || segment.offset != u64::from(segment.index) * u64::from(t.offer.segment_len)
+        {
+            return;
+        }
+        let expected = {
+            let rest = t.offer.object_len.saturating_sub(segment.offset);
+            rest.min(u64::from(t.offer.segment_len)) as usize
+        };
+        if payload.len() != expected {
+            self.stats.control_malformed += 1;
+            return;
+        }
+        let k = key.clone();
+        let data = payload.to_vec();
+        let offset = segment.offset;
+        let index = segment.index;
+        let io = self.io_request(IoWait::Write(key.clone(), index), move |id| {
+            IoRequest::SpoolWrite {
+                id,
+                key: k,
+                segment: index,
+                offset,
+                data,
+            }
+        });
+        if let Some(t) = self.in_transfers.get_mut(&key) {
+            t.writing.insert(index, io);
+        }
+    }
+
+    fn io_written(&mut self, key: &str, segment: u32, io: IoId, outcome: IoOutcome) {
+        let Some(t) = self.in_transfers.get_mut(key) else {
+            return;
+        };
+        if t.writing.get(&segment) == Some(&io) {
+            t.writing.remove(&segment);
+        }
+        match outcome {
+            IoOutcome::Written => {
+                if t.stored.insert(segment) {
+                    self.stats.bulk_segments_stored += 1;
+                }
+                t.map_due = true;
+                self.maybe_finish(key);
+            }
+            IoOutcome::Failed(failure) => self.fail_inbound(key, failure),
+            _ => self.fail_inbound(key, IoFailure::Io),
+        }
+    }
+
+    fn maybe_finish(&mut self, key: &str) {
+        let Some(t) = self.in_transfers.get_mut(key) else {
+            return;
+        };
+        if t.state == InState::Receiving && t.stored.is_full() && t.writing.is_empty() {
+            t.state = InState::Finishing;
+            let crc = t.offer.object_crc32c;
+            let k = key.to_owned();
+            self.io_request(IoWait::Finish(key.to_owned()), move |id| {
+                IoRequest::SpoolFinish {
+                    id,
+                    key: k,
+                    crc32c: crc,
+                }
+            });
+        }
+    }
+
+    fn io_finished(&mut self, key: &str, outcome: IoOutcome) {
+        let Some(t) = self.in_transfers.get_mut(key) else {
+            return;
+        };
+        match outcome {
+            IoOutcome::Finished => {
+                t.state = InState::Complete;
+                t.map_due = true;
+                self.stats.bulk_received += 1;
+                let done = BulkReceived {
+                    sender: t.sender,
+                    transfer: t.transfer,
+                    name: t.offer.name.clone(),
+                    len: t.offer.object_len,
+                    spool_key: t.key.clone(),
+                };
+                let port = t.port;
+                self.ports
+                    .entry(port)
+                    .or_default()
+                    .bulk_done
+                    .push_back(done);
+            }
+            IoOutcome::Failed(failure) => self.fail_inbound(key, failure),
+            _ => self.fail_inbound(key, IoFailure::Io),
+        }
+    }
+
+    fn fail_inbound(&mut self, key: &str, failure: IoFailure) {
+        let Some(t) = self.in_transfers.get_mut(key) else {
+            return;
+        };
+        t.state = InState::Failed;
+        t.writing.clear();
+        let reason = match failure {
+            IoFailure::CrcMismatch => {
+                // Start over: nothing of it can be trusted.
+                t.stored = SegmentSet::new(t.offer.segment_count);
+                Reason::StorageFailed
+            }
+            _ => Reason::StorageFailed,
+        };
+        let (sender, transfer, port) = (t.sender, t.transfer, t.sender_port);
+        let header = self.bulk_header(PacketType::Nack, sender, transfer, port);
+        self.stats.nacks_sent += 1;
+        let nack = Nack { seq: 0, reason }.encode();
+        self.control_out
+            .push_back((ControlTarget::Station(sender), header, nack));
+    }
+
+    fn queue_bulk_maps(&mut self) {
+        let keys: Vec<String> = self
+            .in_transfers
+            .iter()
+            .filter(|(_, t)| t.map_due)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            let t = self.in_transfers.get_mut(&key).expect("listed");
+            t.map_due = false;
+            if t.state == InState::Opening || t.state == InState::Failed {
+                continue;
+            }
+            let map = t.stored.to_map(t.state == InState::Complete);
+            let (sender, transfer, port) = (t.sender, t.transfer, t.sender_port);
+            let header = self.bulk_header(PacketType::Ack, sender, transfer, port);
+            self.stats.acks_sent += 1;
+            self.control_out
+                .push_back((ControlTarget::Station(sender), header, map.encode()));
+        }
+    }
+}
+
+/// Bytes of `t`'s object the receiver has stored (the last segment may be short).
+fn acked_bytes(t: &OutTransfer) -> u64 {
+    let last = t.offer.segment_count - 1;
+    let full = u64::from(t.acked.count()) * u64::from(t.offer.segment_len);
+    if t.acked.contains(last) {
+        full - u64::from(t.offer.segment_len - t.segment_bytes(last))
+    } else {
+        full
+    }
+}
+
+fn next_unsent(t: &OutTransfer) -> Option<u32> {
+    let mut from = t.cursor;
+    loop {
+        let segment = t.acked.next_missing(from).or_else(|| {
+            if from > 0 {
+                t.acked.next_missing(0)
+            } else {
+                None
+            }
+        })?;
+        if !t.in_flight.contains_key(&segment) {
+            return Some(segment);
+        }
+        from = segment + 1;
+        if from >= t.offer.segment_count {
+            // Wrapped: look from the start once more, skipping in-flight segments.
+            let mut s = 0;
+            while let Some(m) = t.acked.next_missing(s) {
+                if !t.in_flight.contains_key(&m) {
+                    return Some(m);
+                }
+                s = m + 1;
+            }
+            return None;
+        }
+    }
+}
+
+/// RFC 6298 estimator: SRTT and RTTVAR from samples, RTO = SRTT + 4 × RTTVAR, clamped.
+fn update_rtt(channel: &mut SendChannel, sample: Duration, rto_min: Duration, rto_max: Duration) {
+    let sample_ns = sample.as_nanos();
+    match channel.srtt {
+        None => {
+            channel.srtt = Some(sample);
+            channel.rttvar = Duration::from_nanos(sample_ns / 2);
+        }
+        Some(srtt) => {
+            let srtt_ns = srtt.as_nanos();
+            let delta = srtt_ns.abs_diff(sample_ns);
+            channel.rttvar = Duration::from_nanos((3 * channel.rttvar.as_nanos() + delta) / 4);
+            channel.srtt = Some(Duration::from_nanos((7 * srtt_ns + sample_ns) / 8));
+        }
+    }
+    let srtt = channel.srtt.unwrap_or(sample);
+    let rto = srtt + channel.rttvar.saturating_mul(4);
+    channel.rto = rto.max(rto_min).min(rto_max);
+}
+
+impl core::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Bus")
+            .field("station_id", &self.config.station_id)
+            .field("cycle", &self.cycle)
+            .field("links", &self.links.len())
+            .field("outbox", &self.outbox_len)
+            .finish()
+    }
+}
+
+impl From<ControlError> for Reason {
+    fn from(_: ControlError) -> Reason {
+        Reason::Rejected
+    }
+}

@@ -1,0 +1,180 @@
+//! Bus configuration: every bound, budget and timer, with the defaults of
+//! `spec/model/SafariBus-v1.md`. Everything the bus allocates is sized from here at start-up.
+
+use super::registry;
+use super::time::Duration;
+
+/// Configuration of one bus (one station shard).
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// This station's id. Must not be 0 (0 means "any" in service addressing).
+    pub station_id: u32,
+    /// Increases on every start without restored state; the top 32 bits of request ids, so ids
+    /// never repeat across restarts. The runtime persists or derives it; the simulator counts.
+    pub incarnation: u32,
+    /// Seed of the bus's PRNG (jitter, load spreading).
+    pub seed: u64,
+
+    /// Messages delivered to handlers per cycle at most.
+    pub deliver_budget: usize,
+    /// Frames queued for transmission per cycle at most (the bus capacity of one cycle).
+    pub transmit_budget: usize,
+    /// At most this many consecutive frames to one recipient while others wait (default 10).
+    pub consecutive_per_recipient_max: u32,
+    /// At most this share (percent) of a cycle's budget for one service while others wait (80).
+    pub service_share_percent: u32,
+    /// Share (percent) of each cycle's transmit budget reserved for control traffic (20).
+    pub control_reserve_percent: u32,
+
+    /// Inbound queue capacity per served port; a full queue answers BUSY.
+    pub port_queue_capacity: usize,
+    /// ACK-required messages awaiting ACK, over all destinations.
+    pub outbox_capacity: usize,
+    /// Unresolved ACK-required messages per destination station (the channel window). At most
+    /// [`super::dedup::WINDOW`].
+    pub channel_window: u32,
+    /// Frames waiting for transmission on one link.
+    pub link_queue_capacity: usize,
+    /// Largest payload accepted or sent.
+    pub payload_len_max: u32,
+
+    /// First retransmission timeout before any RTT sample.
+    pub rto_initial: Duration,
+    /// Lower bound of the adaptive retransmission timeout.
+    pub rto_min: Duration,
+    /// Upper bound of the retransmission timeout after backoff.
+    pub rto_max: Duration,
+    /// Transmission attempts before a message is dead-lettered.
+    pub attempts_max: u8,
+    /// BUSY answers tolerated before a message is dead-lettered.
+    pub busy_max: u8,
+
+    /// Send a heartbeat on a link idle this long.
+    pub heartbeat_interval: Duration,
+    /// Declare a neighbour dead after this much silence.
+    pub dead_after: Duration,
+    /// Re-flood this station's advert at this interval.
+    pub advert_interval: Duration,
+    /// Forget a station whose advert was not refreshed for this long.
+    pub advert_ttl: Duration,
+    /// Stations tracked in the topology at most.
+    pub stations_max: usize,
+    /// Initial hop limit of originated frames.
+    pub hop_limit: u8,
+
+    /// Default stream lifetime in cycles (3 to 5 per the seed).
+    pub stream_lifetime: u8,
+    /// Recently seen stream tokens remembered per receiver.
+    pub stream_cache_tokens: usize,
+    /// Stream frames queued per subscribed port; the oldest is dropped when full.
+    pub stream_queue_capacity: usize,
+
+    /// Bulk segment payload size in bytes.
+    pub segment_len: u32,
+    /// Bulk segments in flight per transfer.
+    pub bulk_window: u32,
+    /// Concurrent bulk transfers (each direction).
+    pub transfers_max: usize,
+
+    /// Trace reports queued at most; extra reports are dropped and counted.
+    pub trace_queue_capacity: usize,
+    /// Priority rises by one for every this much waiting (priority aging).
+    pub aging_step: Duration,
+    /// Fallback for a request to an unserved language port (101–1000).
+    pub language_fallback: Option<u16>,
+    /// Ports whose traffic is forwarded to the logger tee (none by default: all).
+    pub delivered_log_capacity: usize,
+}
+
+impl BusConfig {
+    /// The defaults for station `station_id`.
+    pub fn new(station_id: u32) -> BusConfig {
+        assert!(station_id != 0, "station id 0 is reserved");
+        BusConfig {
+            station_id,
+            incarnation: 1,
+            seed: u64::from(station_id),
+            deliver_budget: 4096,
+            transmit_budget: 4096,
+            consecutive_per_recipient_max: 10,
+            service_share_percent: 80,
+            control_reserve_percent: 20,
+            port_queue_capacity: 1024,
+            outbox_capacity: 65_536,
+            channel_window: 512,
+            link_queue_capacity: 8192,
+            payload_len_max: super::wire::frame::PAYLOAD_LEN_MAX_DEFAULT,
+            rto_initial: Duration::from_millis(200),
+            rto_min: Duration::from_millis(5),
+            rto_max: Duration::from_secs(2),
+            attempts_max: 10,
+            busy_max: 40,
+            heartbeat_interval: Duration::from_millis(100),
+            dead_after: Duration::from_millis(1_000),
+            advert_interval: Duration::from_millis(500),
+            advert_ttl: Duration::from_secs(3),
+            stations_max: 4096,
+            hop_limit: 16,
+            stream_lifetime: 4,
+            stream_cache_tokens: 256,
+            stream_queue_capacity: 64,
+            segment_len: 64 * 1024,
+            bulk_window: 32,
+            transfers_max: 64,
+            trace_queue_capacity: 1024,
+            aging_step: Duration::from_millis(10),
+            language_fallback: Some(registry::AI_TRANSLATE),
+            delivered_log_capacity: 256,
+        }
+    }
+
+    /// Checks the relations between settings; the bus refuses to start otherwise.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.station_id == 0 {
+            return Err("station_id must not be 0");
+        }
+        if self.channel_window == 0 || self.channel_window > super::dedup::WINDOW {
+            return Err("channel_window must be in 1..=1024");
+        }
+        if self.service_share_percent == 0 || self.service_share_percent > 100 {
+            return Err("service_share_percent must be in 1..=100");
+        }
+        if self.control_reserve_percent >= 100 {
+            return Err("control_reserve_percent must be below 100");
+        }
+        if self.transmit_budget < 10 || self.deliver_budget == 0 {
+            return Err("budgets too small");
+        }
+        if self.segment_len == 0 || self.segment_len > self.payload_len_max {
+            return Err("segment_len must be in 1..=payload_len_max");
+        }
+        if self.bulk_window == 0 {
+            return Err("bulk_window must be at least 1");
+        }
+        if self.attempts_max == 0 {
+            return Err("attempts_max must be at least 1");
+        }
+        if self.rto_min > self.rto_max {
+            return Err("rto_min must not exceed rto_max");
+        }
+        if self.dead_after <= self.heartbeat_interval {
+            return Err("dead_after must exceed heartbeat_interval");
+        }
+        if self.stream_lifetime == 0 {
+            return Err("stream_lifetime must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The longest time a message may still be retransmitted after its first send: the sum of
+    /// every backoff. Receivers rely on it; see `spec/model/Reliability-v1.md`.
+    pub fn retry_span(&self) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut rto = self.rto_initial.max(self.rto_min);
+        for _ in 0..self.attempts_max {
+            total = total + rto;
+            rto = rto.saturating_mul(2).min(self.rto_max);
+        }
+        total
+    }
+}

@@ -1,0 +1,111 @@
+//! Counters of one bus: what the Reporter (port 2) publishes and what tests and the simulator
+//! check. Every counter only grows.
+
+macro_rules! stats {
+    ($( $(#[$doc:meta])* $name:ident, )+) => {
+        /// Counters of one bus.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $name: u64, )+
+        }
+
+        impl Stats {
+            /// Every counter with its name, in a fixed order (the Reporter's wire order).
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name), )+]
+            }
+
+            /// Adds every counter of `other` (to aggregate shards or stations).
+            pub fn add(&mut self, other: &Stats) {
+                $( self.$name += other.$name; )+
+            }
+        }
+    };
+}
+
+stats! {
+    /// Cycles run.
+    cycles,
+    /// Cycles whose deliver or transmit budget ran out with work left.
+    budget_overruns,
+    /// Frames received (valid).
+    frames_received,
+    /// Bytes received in valid frames.
+    bytes_received,
+    /// Frames handed to links.
+    frames_sent,
+    /// Bytes handed to links.
+    bytes_sent,
+    /// Frames rejected by the decoder (malformed, checksum, oversize).
+    frames_malformed,
+    /// Control payloads rejected by their decoder.
+    control_malformed,
+    /// Messages delivered to handlers.
+    delivered,
+    /// Messages observed by tees.
+    teed,
+    /// ACK frames sent.
+    acks_sent,
+    /// Messages acknowledged by their recipients.
+    acked,
+    /// Retransmissions.
+    retransmits,
+    /// Messages dead-lettered.
+    dead_lettered,
+    /// Duplicates suppressed (not delivered again).
+    duplicates,
+    /// BUSY answers sent.
+    busy_sent,
+    /// BUSY answers received.
+    busy_received,
+    /// NACKs sent.
+    nacks_sent,
+    /// Frames forwarded for other stations.
+    forwarded,
+    /// Frames dropped: no route.
+    no_route,
+    /// Frames dropped: hop limit reached.
+    hop_limit_drops,
+    /// Frames dropped: a link queue was full.
+    link_queue_drops,
+    /// Frames for channels of forgotten incarnations.
+    stale_epoch_drops,
+    /// Sends refused because the outbox was full.
+    outbox_full,
+    /// Handler emits refused because the per-cycle budget was spent.
+    emit_drops,
+    /// Stream frames sent (copies).
+    stream_sent,
+    /// Stream frames delivered.
+    stream_delivered,
+    /// Stream frames dropped because their lifetime ran out.
+    stream_expired,
+    /// Stream frames dropped because a slow receiver's queue was full (oldest dropped).
+    stream_overrun,
+    /// Stream frames dropped as already seen.
+    stream_duplicates,
+    /// Bulk segments sent (including resends).
+    bulk_segments_sent,
+    /// Bulk segments resent.
+    bulk_segments_resent,
+    /// Bulk segments stored by this receiver.
+    bulk_segments_stored,
+    /// Bulk transfers completed as sender.
+    bulk_sent,
+    /// Bulk transfers completed as receiver.
+    bulk_received,
+    /// Bulk transfers failed.
+    bulk_failed,
+    /// Trace reports emitted.
+    trace_reports,
+    /// Trace reports dropped (queue full).
+    trace_dropped,
+    /// Events dropped because the event queue was full.
+    events_dropped,
+    /// Heartbeats sent.
+    heartbeats_sent,
+    /// Neighbours declared dead.
+    peers_dead,
+    /// Adverts accepted.
+    adverts_accepted,
+}

@@ -1,0 +1,269 @@
+//! Unit harness: a few buses wired by perfect links, stepped in virtual time. Goal: check the
+//! bus's main paths (fast lane with ACK, multi-hop forwarding, service fallback, streams, bulk
+//! through an in-memory spool) on a network without faults. The seeded faulty network lives in
+//! the simulator (`tests/`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use super::bulk::{IoOutcome, IoRequest};
+use super::*;
+
+type Log = Arc<Mutex<Vec<(u32, u16, Vec<u8>)>>>;
+
+struct Net {
+    buses: Vec<Bus>,
+    /// (bus index, link) -> (bus index, link)
+    wires: HashMap<(usize, LinkId), (usize, LinkId)>,
+    now: Instant,
+    spools: HashMap<(usize, String), BTreeMap<u64, Vec<u8>>>,
+    sources: HashMap<(usize, u64), Vec<u8>>,
+}
+
+impl Net {
+    fn new(n: u32) -> Net {
+        let buses = (1..=n)
+            .map(|id| {
+                let mut config = BusConfig::new(id);
+                config.rto_initial = Duration::from_millis(5);
+                Bus::new(config).unwrap()
+            })
+            .collect();
+        Net {
+            buses,
+            wires: HashMap::new(),
+            now: Instant::ZERO,
+            spools: HashMap::new(),
+            sources: HashMap::new(),
+        }
+    }
+
+    fn wire(&mut self, a: usize, b: usize) {
+        let la = self.buses[a].add_link(self.now);
+        let lb = self.buses[b].add_link(self.now);
+        self.wires.insert((a, la), (b, lb));
+        self.wires.insert((b, lb), (a, la));
+    }
+
+    fn step(&mut self) {
+        self.now = self.now + Duration::from_millis(1);
+        for i in 0..self.buses.len() {
+            self.buses[i].cycle(self.now);
+        }
+        for i in 0..self.buses.len() {
+            while let Some(t) = self.buses[i].poll_transmit() {
+                if let Some(&(j, link)) = self.wires.get(&(i, t.link)) {
+                    self.buses[j].handle_frame(self.now, link, &t.frame);
+                }
+            }
+            while let Some(io) = self.buses[i].poll_io() {
+                let id = io.id();
+                let outcome = match io {
+                    IoRequest::SpoolOpen { key, .. } => {
+                        self.spools.entry((i, key)).or_default();
+                        IoOutcome::Opened { stored: vec![] }
+                    }
+                    IoRequest::SpoolWrite {
+                        key, offset, data, ..
+                    } => {
+                        self.spools
+                            .entry((i, key))
+                            .or_default()
+                            .insert(offset, data);
+                        IoOutcome::Written
+                    }
+                    IoRequest::SpoolFinish { key, crc32c, .. } => {
+                        let bytes: Vec<u8> =
+                            self.spools[&(i, key)].values().flatten().copied().collect();
+                        if crc32c::crc32c(&bytes) == crc32c {
+                            IoOutcome::Finished
+                        } else {
+                            IoOutcome::Failed(bulk::IoFailure::CrcMismatch)
+                        }
+                    }
+                    IoRequest::SourceRead {
+                        transfer,
+                        offset,
+                        len,
+                        ..
+                    } => {
+                        let src = &self.sources[&(i, transfer)];
+                        let end = (offset + u64::from(len)) as usize;
+                        IoOutcome::Read(src[offset as usize..end].to_vec())
+                    }
+                };
+                self.buses[i].handle_io(self.now, id, outcome);
+            }
+        }
+    }
+
+    fn run_until(&mut self, steps: usize, mut done: impl FnMut(&mut Net) -> bool) -> bool {
+        for _ in 0..steps {
+            self.step();
+            if done(self) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn recorder(log: &Log) -> Box<dyn Service> {
+    let log = log.clone();
+    Box::new(move |ctx: &mut Context<'_>, m: &Message<'_>| {
+        log.lock()
+            .unwrap()
+            .push((ctx.station_id(), m.port(), m.payload.to_vec()));
+    })
+}
+
+fn events(bus: &mut Bus) -> Vec<Event> {
+    std::iter::from_fn(|| bus.poll_event()).collect()
+}
+
+#[test]
+fn fast_message_over_three_hops_is_delivered_once_and_acked() {
+    let mut net = Net::new(4);
+    net.wire(0, 1);
+    net.wire(1, 2);
+    net.wire(2, 3);
+    let log: Log = Arc::default();
+    net.buses[3].serve(2000, recorder(&log)).unwrap();
+    // Discovery converges.
+    assert!(net.run_until(200, |n| n.buses[0].topology().route(4).is_some()));
+    let id = net.buses[0]
+        .send(
+            net.now,
+            Outgoing::to_station(4, 2000, b"hello".to_vec()).traced(),
+        )
+        .unwrap();
+    let mut acked = false;
+    assert!(net.run_until(200, |n| {
+        acked |= events(&mut n.buses[0])
+            .iter()
+            .any(|e| matches!(e, Event::Delivered { request_id, .. } if *request_id == id));
+        acked
+    }));
+    assert_eq!(
+        log.lock().unwrap().as_slice(),
+        &[(4, 2000, b"hello".to_vec())]
+    );
+}
+
+#[test]
+fn service_request_reply_and_language_fallback() {
+    let mut net = Net::new(3);
+    net.wire(0, 1);
+    net.wire(1, 2);
+    // Station 3 serves the AI port only; a request for Czech (150) falls back to it.
+    net.buses[2]
+        .serve(
+            1001,
+            Box::new(|ctx: &mut Context<'_>, m: &Message<'_>| {
+                let mut answer = b"ai:".to_vec();
+                answer.extend_from_slice(m.payload);
+                ctx.reply(m, answer);
+            }),
+        )
+        .unwrap();
+    assert!(net.run_until(200, |n| !n.buses[0].topology().servers_of(1001).is_empty()));
+    net.buses[0]
+        .send(
+            net.now,
+            Outgoing::to_service(150, b"dobry den".to_vec()).route(77),
+        )
+        .unwrap();
+    let mut reply = None;
+    assert!(net.run_until(300, |n| {
+        for e in events(&mut n.buses[0]) {
+            if let Event::Reply {
+                from,
+                route_id,
+                payload,
+                ..
+            } = e
+            {
+                reply = Some((from, route_id, payload));
+            }
+        }
+        reply.is_some()
+    }));
+    assert_eq!(reply.unwrap(), (3, 77, b"ai:dobry den".to_vec()));
+}
+
+#[test]
+fn unknown_port_is_dead_lettered_with_reason() {
+    let mut net = Net::new(2);
+    net.wire(0, 1);
+    assert!(net.run_until(100, |n| n.buses[0].topology().route(2).is_some()));
+    net.buses[0]
+        .send(net.now, Outgoing::to_station(2, 4242, b"x".to_vec()))
+        .unwrap();
+    let mut reason = None;
+    assert!(net.run_until(100, |n| {
+        for e in events(&mut n.buses[0]) {
+            if let Event::DeadLettered { record, .. } = e {
+                reason = Some(record.reason);
+            }
+        }
+        reason.is_some()
+    }));
+    assert_eq!(reason, Some(control::Reason::NoSuchPort));
+}
+
+#[test]
+fn stream_reaches_subscribers_and_is_never_acked() {
+    let mut net = Net::new(3);
+    net.wire(0, 1);
+    net.wire(0, 2);
+    let log: Log = Arc::default();
+    for i in [1, 2] {
+        net.buses[i].serve(3000, recorder(&log)).unwrap();
+        net.buses[i].subscribe(3000);
+    }
+    assert!(net.run_until(200, |n| n.buses[0].topology().listeners_of(3000).len() == 2));
+    for k in 0..5u8 {
+        assert_eq!(net.buses[0].stream_send(net.now, 3000, 9, &[k]), 2);
+        net.step();
+    }
+    assert!(net.run_until(20, |_| log.lock().unwrap().len() == 10));
+    assert_eq!(net.buses[1].stats().acks_sent, 0);
+}
+
+#[test]
+fn bulk_object_arrives_byte_identical() {
+    let mut net = Net::new(2);
+    net.wire(0, 1);
+    let got: Arc<Mutex<Vec<BulkReceived>>> = Arc::default();
+    struct Sink(Arc<Mutex<Vec<BulkReceived>>>);
+    impl Service for Sink {
+        fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
+        fn on_bulk(&mut self, _: &mut Context<'_>, object: &BulkReceived) {
+            self.0.lock().unwrap().push(object.clone());
+        }
+    }
+    net.buses[1]
+        .serve(5000, Box::new(Sink(got.clone())))
+        .unwrap();
+    assert!(net.run_until(100, |n| n.buses[0].topology().route(2).is_some()));
+    let object: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let crc = crc32c::crc32c(&object);
+    let id = net.buses[0]
+        .send_bulk(net.now, 2, 5000, "blob.bin", object.len() as u64, crc)
+        .unwrap();
+    net.sources.insert((0, id), object.clone());
+    let mut sent = false;
+    assert!(net.run_until(2000, |n| {
+        sent |= events(&mut n.buses[0])
+            .iter()
+            .any(|e| matches!(e, Event::BulkSent { .. }));
+        sent && !got.lock().unwrap().is_empty()
+    }));
+    let received = got.lock().unwrap()[0].clone();
+    let stored: Vec<u8> = net.spools[&(1, received.spool_key.clone())]
+        .values()
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(stored, object);
+}
