@@ -29,6 +29,7 @@ use super::control::{
     SegmentMap, TraceEvent, TraceReport,
 };
 use super::dedup::{ReceiveWindow, Verdict};
+use super::orchestrator::{Pace, Pacer, StreamPlan};
 use super::registry::{self, PortClass};
 use super::rng::Rng;
 use super::routing::{AdvertOutcome, Topology};
@@ -214,6 +215,14 @@ pub struct CycleReport {
     pub work: usize,
     /// Whether work was left for the next cycle because a budget ran out.
     pub backlog: bool,
+    /// The Orchestrator's pacing hint for the idle strategy.
+    pub pace: Pace,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace::Spin
+    }
 }
 
 #[derive(Debug)]
@@ -354,6 +363,8 @@ pub struct Bus {
     events: VecDeque<Event>,
     stats: Stats,
     emitted: Vec<Outgoing>,
+    pacer: Pacer,
+    stream_plans: BTreeMap<(u16, u32), StreamPlan>,
 }
 
 #[derive(Debug)]
@@ -416,6 +427,8 @@ impl Bus {
             events: VecDeque::new(),
             stats: Stats::default(),
             emitted: Vec::new(),
+            pacer: Pacer::default(),
+            stream_plans: BTreeMap::new(),
             config,
         })
     }
@@ -969,25 +982,34 @@ impl Bus {
             return 0;
         }
         let me = self.config.station_id;
-        let mut listeners: Vec<u32> = self
-            .topology
-            .listeners_of(port)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let mut listeners = self.topology.listeners_of(port);
         if self.ports.get(&port).is_some_and(|p| p.subscribed) {
-            listeners.push(me);
+            listeners.push((me, 0));
         }
+        // The Orchestrator (re)assigns the Terminator whenever the listener set changes.
+        let plan = match self.stream_plans.get(&(port, stream)) {
+            Some(plan)
+                if plan.listeners.len() == listeners.len()
+                    && listeners.iter().all(|l| plan.listeners.contains(l)) =>
+            {
+                plan.clone()
+            }
+            _ => {
+                let plan = StreamPlan::new(listeners, self.config.stream_lifetime);
+                self.stream_plans.insert((port, stream), plan.clone());
+                plan
+            }
+        };
         let source = self
             .stream_sources
             .entry((port, stream))
             .or_insert(StreamSource { next_seq: 0 });
         let seq = source.next_seq;
         source.next_seq = source.next_seq.wrapping_add(1);
-        let lifetime = self.config.stream_lifetime;
+        let lifetime = plan.lifetime;
         let request_id = (u64::from(self.config.incarnation) << 32) | u64::from(stream);
         let mut copies = 0;
-        for destination in listeners {
+        for &(destination, _) in &plan.listeners {
             let header = Header {
                 lane: Lane::Stream,
                 packet_type: PacketType::Stream,
@@ -1095,6 +1117,16 @@ impl Bus {
         Ok(id)
     }
 
+    /// The plan (listeners, Terminator, lifetime) of an outbound stream, once it has sent.
+    pub fn stream_plan(&self, port: u16, stream: u32) -> Option<&StreamPlan> {
+        self.stream_plans.get(&(port, stream))
+    }
+
+    /// Smoothed work per cycle, as the Orchestrator sees it.
+    pub fn load(&self) -> f64 {
+        self.pacer.load()
+    }
+
     /// Progress of every outbound transfer not yet forgotten.
     pub fn transfers(&self) -> Vec<Progress> {
         self.out_transfers
@@ -1154,11 +1186,15 @@ impl Bus {
             self.stats.budget_overruns += 1;
         }
         let _ = tx_before;
+        let work = work + delivered + transmitted;
+        // The Orchestrator runs last: it sees the whole cycle and sets the next one's pace.
+        let pace = self.pacer.pace(work, backlog, self.poll_timeout());
         CycleReport {
             delivered,
             transmitted,
-            work: work + delivered + transmitted,
+            work,
             backlog,
+            pace,
         }
     }
 

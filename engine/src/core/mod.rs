@@ -7,6 +7,7 @@ pub mod bus;
 pub mod config;
 pub mod control;
 pub mod dedup;
+pub mod orchestrator;
 pub mod registry;
 pub mod rng;
 pub mod routing;
