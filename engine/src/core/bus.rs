@@ -219,11 +219,6 @@ pub struct CycleReport {
     pub pace: Pace,
 }
 
-impl Default for Pace {
-    fn default() -> Pace {
-        Pace::Spin
-    }
-}
 
 #[derive(Debug)]
 struct Inbound {

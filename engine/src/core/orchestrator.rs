@@ -12,9 +12,10 @@
 use super::time::Instant;
 
 /// How the driver should wait before the next cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pace {
     /// Run the next cycle at once (busy-poll the links).
+    #[default]
     Spin,
     /// Yield the core once, then run.
     Yield,
