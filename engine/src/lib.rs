@@ -6,3 +6,4 @@
 //! The core never imports the driver; the driver adapts the core to real I/O.
 
 pub mod core;
+pub mod driver;

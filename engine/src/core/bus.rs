@@ -65,6 +65,19 @@ pub struct Transmit {
     pub frame: Vec<u8>,
 }
 
+/// An ACK-required message to journal before it is sent (durable outbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// The message's request id.
+    pub request_id: u64,
+    /// The destination station.
+    pub destination: u32,
+    /// Its channel sequence.
+    pub seq: u32,
+    /// The encoded frame (attempt 0).
+    pub frame: Vec<u8>,
+}
+
 /// What the bus tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -219,7 +232,6 @@ pub struct CycleReport {
     pub pace: Pace,
 }
 
-
 #[derive(Debug)]
 struct Inbound {
     header: Header,
@@ -360,6 +372,7 @@ pub struct Bus {
     emitted: Vec<Outgoing>,
     pacer: Pacer,
     stream_plans: BTreeMap<(u16, u32), StreamPlan>,
+    journal_out: Vec<JournalEntry>,
 }
 
 #[derive(Debug)]
@@ -424,6 +437,7 @@ impl Bus {
             emitted: Vec::new(),
             pacer: Pacer::default(),
             stream_plans: BTreeMap::new(),
+            journal_out: Vec::new(),
             config,
         })
     }
@@ -945,6 +959,8 @@ impl Bus {
     fn admit_backlog(&mut self, destination: u32) {
         let window = self.config.channel_window;
         let incarnation = self.config.incarnation;
+        let durable = self.config.durable_outbox;
+        let mut journal = Vec::new();
         let Some(channel) = self.channels.get_mut(&destination) else {
             return;
         };
@@ -963,9 +979,96 @@ impl Bus {
             channel.next_seq = channel.next_seq.wrapping_add(1);
             pending.header.sequence = seq;
             debug_assert_eq!((pending.header.request_id >> 32) as u32, incarnation);
-            pending.in_ready = true;
-            channel.pending.insert(seq, pending);
-            channel.ready.push_back(seq);
+            if durable {
+                // Held until the driver has journaled it: nothing unjournaled is ever sent.
+                let frame =
+                    frame::encode_to_vec(&pending.header, &pending.payload).unwrap_or_default();
+                journal.push(JournalEntry {
+                    request_id: pending.header.request_id,
+                    destination,
+                    seq,
+                    frame,
+                });
+                pending.in_ready = false;
+                channel.pending.insert(seq, pending);
+            } else {
+                pending.in_ready = true;
+                channel.pending.insert(seq, pending);
+                channel.ready.push_back(seq);
+            }
+        }
+        self.journal_out.append(&mut journal);
+    }
+
+    /// Messages to journal before they may be sent (durable outbox only). For each, call
+    /// [`Bus::journaled`] with whether the journal write succeeded.
+    pub fn take_journal(&mut self) -> Vec<JournalEntry> {
+        std::mem::take(&mut self.journal_out)
+    }
+
+    /// Reports whether the journal write of `(destination, seq)` succeeded. A failed write
+    /// (full disk) dead-letters the message with [`Reason::StorageFailed`]; it is never sent.
+    pub fn journaled(&mut self, destination: u32, seq: u32, ok: bool) {
+        if !ok {
+            self.dead_letter(destination, seq, Reason::StorageFailed);
+            return;
+        }
+        if let Some(channel) = self.channels.get_mut(&destination) {
+            if let Some(pending) = channel.pending.get_mut(&seq) {
+                if !pending.in_ready && pending.attempts == 0 {
+                    pending.in_ready = true;
+                    channel.ready.push_back(seq);
+                }
+            }
+        }
+    }
+
+    /// Restores a durable outbox after a restart: the request counter, each channel's next
+    /// sequence, and the unresolved messages, which are resent with their original ids and
+    /// sequences (receivers suppress duplicates). Call before the first cycle.
+    pub fn restore_outbox(
+        &mut self,
+        now: Instant,
+        next_request: u32,
+        next_seqs: &BTreeMap<u32, u32>,
+        entries: Vec<JournalEntry>,
+    ) {
+        self.now = self.now.max(now);
+        self.request_counter = self.request_counter.max(next_request.wrapping_sub(1));
+        for (&destination, &next) in next_seqs {
+            let channel = self.channel(destination);
+            channel.next_seq = channel.next_seq.max(next);
+        }
+        for entry in entries {
+            let Ok(view) = FrameView::decode(
+                &entry.frame,
+                DecodeOptions {
+                    payload_len_max: frame::PAYLOAD_LEN_MAX_PROTOCOL,
+                    verify_checksum: true,
+                },
+            ) else {
+                continue;
+            };
+            let header = view.header();
+            let pending = Pending {
+                header,
+                payload: view.payload().to_vec(),
+                destination: entry.destination,
+                attempts: 0,
+                busy: 0,
+                first_sent: None,
+                last_sent: None,
+                queued_at: self.now,
+                in_ready: true,
+            };
+            let channel = self.channel(entry.destination);
+            if channel.next_seq.wrapping_sub(entry.seq) as i32 <= 0 {
+                channel.next_seq = entry.seq.wrapping_add(1);
+            }
+            if channel.pending.insert(entry.seq, pending).is_none() {
+                channel.ready.push_back(entry.seq);
+                self.outbox_len += 1;
+            }
         }
     }
 

@@ -84,6 +84,9 @@ pub struct BusConfig {
     pub language_fallback: Option<u16>,
     /// Ports whose traffic is forwarded to the logger tee (none by default: all).
     pub delivered_log_capacity: usize,
+    /// Hold every ACK-required message until the driver has journaled it
+    /// ([`super::bus::Bus::take_journal`], then [`super::bus::Bus::journaled`]).
+    pub durable_outbox: bool,
 }
 
 impl BusConfig {
@@ -125,6 +128,7 @@ impl BusConfig {
             aging_step: Duration::from_millis(10),
             language_fallback: Some(registry::AI_TRANSLATE),
             delivered_log_capacity: 256,
+            durable_outbox: false,
         }
     }
 

@@ -1,0 +1,218 @@
+//! The I/O backend interface of a shard, and what a backend reports.
+//!
+//! A [`Reactor`] owns sockets and files and every buffer the kernel may touch until the
+//! operation completes. The shard loop submits work (send, file write…) during its cycle, then
+//! calls [`Reactor::poll`] once per cycle, which submits everything in one batch, waits at most
+//! the given timeout, and reports completions through a callback. Two backends implement it:
+//! io_uring ([`super::uring`]) and epoll ([`super::poll`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Identifies a socket or file inside a reactor.
+pub type Token = u64;
+
+/// A completed operation or an arrival.
+#[derive(Debug)]
+pub enum IoEvent<'a> {
+    /// A listener accepted a stream.
+    Accepted {
+        /// The listener.
+        listener: Token,
+        /// The new stream.
+        stream: Token,
+        /// The peer's address.
+        peer: SocketAddr,
+    },
+    /// An outgoing connection is established.
+    Connected {
+        /// The stream.
+        stream: Token,
+    },
+    /// Bytes arrived on a stream (borrowed from the reactor's receive buffer).
+    Data {
+        /// The stream.
+        stream: Token,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// A datagram arrived.
+    Datagram {
+        /// The socket.
+        socket: Token,
+        /// The sender.
+        from: SocketAddr,
+        /// The datagram.
+        bytes: &'a [u8],
+    },
+    /// A stream closed (by the peer, or after an error; the token is gone).
+    Closed {
+        /// The stream.
+        stream: Token,
+        /// The error, if it failed.
+        error: Option<io::Error>,
+    },
+    /// A file operation finished: `result` is bytes transferred, `buffer` is handed back.
+    File {
+        /// The caller's tag.
+        tag: u64,
+        /// Bytes transferred or the error.
+        result: io::Result<usize>,
+        /// The buffer of a read or write, returned for reuse.
+        buffer: Vec<u8>,
+    },
+}
+
+/// Wakes a reactor parked in [`Reactor::poll`] from another thread (an eventfd doorbell).
+#[derive(Debug, Clone)]
+pub struct Waker {
+    fd: Arc<EventFd>,
+}
+
+/// An owned eventfd.
+#[derive(Debug)]
+pub struct EventFd(RawFd);
+
+impl EventFd {
+    /// A new non-blocking eventfd.
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: plain syscall with valid flags; the fd is owned by the returned value.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(EventFd(fd))
+    }
+
+    /// The raw descriptor (to register with epoll or io_uring).
+    pub fn raw(&self) -> RawFd {
+        self.0
+    }
+
+    /// Consumes pending wake-ups.
+    pub fn drain(&self) {
+        let mut value = 0u64;
+        // SAFETY: reads 8 bytes into a valid u64 from an fd we own; errors (EAGAIN) are fine.
+        unsafe {
+            libc::read(self.0, (&mut value as *mut u64).cast(), 8);
+        }
+    }
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        // SAFETY: the fd is owned by this value and closed exactly once.
+        unsafe {
+            libc::close(self.0);
+        }
+    }
+}
+
+impl Waker {
+    /// A waker over `fd`.
+    pub fn new(fd: Arc<EventFd>) -> Waker {
+        Waker { fd }
+    }
+
+    /// Wakes the reactor (idempotent, never blocks).
+    pub fn wake(&self) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a valid u64 to an fd kept alive by the Arc. EAGAIN (the
+        // counter is saturated) means a wake-up is pending already.
+        unsafe {
+            libc::write(self.fd.raw(), (&one as *const u64).cast(), 8);
+        }
+    }
+}
+
+/// An I/O backend for one shard.
+pub trait Reactor: Send {
+    /// A short name ("io_uring" or "epoll").
+    fn name(&self) -> &'static str;
+
+    /// Listens on a TCP address; returns the listener and the bound address.
+    fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<(Token, SocketAddr)>;
+
+    /// Starts connecting to a TCP address; [`IoEvent::Connected`] or [`IoEvent::Closed`]
+    /// follows.
+    fn connect_tcp(&mut self, addr: SocketAddr) -> io::Result<Token>;
+
+    /// Binds a UDP socket; returns it and the bound address.
+    fn bind_udp(&mut self, addr: SocketAddr) -> io::Result<(Token, SocketAddr)>;
+
+    /// Queues `parts` to be written, in order, to a stream. The reactor owns the buffers
+    /// until written; they come back through [`Reactor::reclaim`].
+    fn send_stream(&mut self, stream: Token, parts: Vec<u8>) -> io::Result<()>;
+
+    /// Queues one datagram.
+    fn send_datagram(&mut self, socket: Token, to: SocketAddr, datagram: Vec<u8>)
+    -> io::Result<()>;
+
+    /// Bytes queued on a stream and not yet written (for backpressure).
+    fn queued_bytes(&self, stream: Token) -> usize;
+
+    /// Closes a socket.
+    fn close(&mut self, token: Token);
+
+    /// Writes `buffer` at `offset` of file `fd`; [`IoEvent::File`] with `tag` follows.
+    fn file_write(&mut self, fd: RawFd, offset: u64, buffer: Vec<u8>, tag: u64);
+
+    /// Reads `buffer.len()` bytes at `offset` of file `fd`; [`IoEvent::File`] follows.
+    fn file_read(&mut self, fd: RawFd, offset: u64, buffer: Vec<u8>, tag: u64);
+
+    /// Makes file `fd`'s data durable (fdatasync); [`IoEvent::File`] follows.
+    fn file_sync(&mut self, fd: RawFd, tag: u64);
+
+    /// Submits everything queued, waits at most `timeout` (None: do not wait), and reports
+    /// every completion through `on_event`. Returns the number of events.
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        on_event: &mut dyn FnMut(IoEvent<'_>),
+    ) -> io::Result<usize>;
+
+    /// A waker for this reactor.
+    fn waker(&self) -> Waker;
+
+    /// Hands back written buffers for reuse.
+    fn reclaim(&mut self, into: &mut Vec<Vec<u8>>);
+}
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// io_uring when the kernel allows it, else epoll. `TAMTAM_IO=poll` forces epoll,
+    /// `TAMTAM_IO=uring` forces io_uring.
+    #[default]
+    Auto,
+    /// io_uring only.
+    Uring,
+    /// epoll only.
+    Poll,
+}
+
+impl Backend {
+    /// The backend named by `TAMTAM_IO` (`poll`, `uring`), or `self`.
+    pub fn from_env(self) -> Backend {
+        match std::env::var("TAMTAM_IO").as_deref() {
+            Ok("poll") | Ok("epoll") => Backend::Poll,
+            Ok("uring") | Ok("io_uring") => Backend::Uring,
+            _ => self,
+        }
+    }
+}
+
+/// Builds a reactor for `backend`, falling back from io_uring to epoll when io_uring is not
+/// available (EPERM under a seccomp filter, ENOSYS on old kernels) and `backend` is `Auto`.
+pub fn open(backend: Backend) -> io::Result<Box<dyn Reactor>> {
+    match backend.from_env() {
+        Backend::Poll | Backend::Auto => Ok(Box::new(super::poll::PollReactor::new()?)),
+        Backend::Uring => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the io_uring backend is not available in this build; use TAMTAM_IO=poll",
+        )),
+    }
+}

@@ -1,0 +1,1326 @@
+//! The embedding API: [`Station`], built with [`Station::builder`].
+//!
+//! A station runs its bus on a dedicated thread (a *shard*) with its own reactor (io_uring or
+//! epoll). The thread runs the cycle loop: read the clock once, reap completions into the bus,
+//! run the bus's cycle (deliver phase, commit phase), submit all I/O in one batch, and wait as
+//! the Orchestrator's pace says. Application threads talk to it through a command queue and a
+//! doorbell; handlers run on the shard thread, inside the deliver phase.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use crate::core::bulk::{IoFailure, IoId, IoOutcome, IoRequest};
+use crate::core::control::{AuditRecord, Reason};
+use crate::core::orchestrator::Pace;
+use crate::core::stats::Stats;
+use crate::core::trace::{Hop, TraceKey};
+use crate::core::wire::frame::PAYLOAD_LEN_MAX_PROTOCOL;
+use crate::core::wire::stream::{PREFIX_LEN, StreamDecoder};
+use crate::core::{Bus, BusConfig, Event, Instant, LinkId, Outgoing, Progress, Service, Tee};
+
+use super::clock::Clock;
+use super::outbox::Outbox;
+use super::reactor::{self, Backend, IoEvent, Reactor, Token, Waker};
+use super::spool::Spool;
+
+/// Why a station could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source} (is another process using it?)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The I/O backend could not start.
+    #[error("cannot start the {backend} I/O backend: {source}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The spool or outbox directory is unusable.
+    #[error("cannot use {path}: {source}")]
+    Storage {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A port is served twice.
+    #[error("{0}")]
+    Serve(#[from] crate::core::ServeError),
+    /// The bus refused a send.
+    #[error("{0}")]
+    Send(#[from] crate::core::SendError),
+    /// The station has stopped.
+    #[error("the station has stopped")]
+    Stopped,
+    /// No answer in time.
+    #[error("timed out after {0:?}")]
+    Timeout(StdDuration),
+    /// The message was dead-lettered.
+    #[error("dead-lettered: {0:?}")]
+    DeadLettered(Reason),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    File {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// How a sent message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The recipient's handler ran and acknowledged it.
+    Delivered,
+    /// Given up; the audit record says why.
+    DeadLettered(AuditRecord),
+}
+
+enum Command {
+    Send(
+        Outgoing,
+        Option<SyncSender<Result<Outcome, StationError>>>,
+        SyncSender<Result<u64, StationError>>,
+    ),
+    Request(Outgoing, SyncSender<Result<Vec<u8>, StationError>>),
+    Stream(u16, u32, Vec<u8>),
+    Bulk {
+        destination: u32,
+        port: u16,
+        path: PathBuf,
+        progress: Arc<Mutex<Option<Progress>>>,
+        done: SyncSender<Result<u64, StationError>>,
+    },
+    Stats(SyncSender<Stats>),
+    Peers(SyncSender<Vec<(u32, Vec<u16>)>>),
+    Route(TraceKeyQuery, SyncSender<Vec<(TraceKey, Vec<Hop>)>>),
+    Connect(SocketAddr),
+    Shutdown,
+}
+
+/// Which traced flows to rebuild.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceKeyQuery {
+    /// Only flows with this route id (None: all).
+    pub route_id: Option<u32>,
+}
+
+/// Builds a [`Station`].
+pub struct StationBuilder {
+    config: BusConfig,
+    backend: Backend,
+    listen_tcp: Vec<SocketAddr>,
+    connect_tcp: Vec<SocketAddr>,
+    bind_udp: Option<SocketAddr>,
+    udp_peers: Vec<SocketAddr>,
+    spool_dir: Option<PathBuf>,
+    outbox_path: Option<PathBuf>,
+    services: Vec<(u16, Box<dyn Service>)>,
+    system_services: Vec<(u16, Box<dyn Service>)>,
+    subscriptions: Vec<u16>,
+    groups: Vec<u16>,
+    tees: Vec<(u16, Box<dyn Tee>)>,
+    collect_traces: bool,
+    name: String,
+}
+
+impl StationBuilder {
+    /// Sets the station id (default 1).
+    pub fn id(mut self, id: u32) -> Self {
+        let keep = self.config.clone();
+        self.config = BusConfig::new(id);
+        self.config.incarnation = keep.incarnation;
+        self
+    }
+
+    /// Changes bus settings (budgets, timers, windows…).
+    pub fn configure(mut self, f: impl FnOnce(&mut BusConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Chooses the I/O backend (default: io_uring if available, else epoll).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Listens for TCP links on `addr` (port 0 picks a free port; see [`Station::local_addrs`]).
+    pub fn listen_tcp(mut self, addr: SocketAddr) -> Self {
+        self.listen_tcp.push(addr);
+        self
+    }
+
+    /// Connects a TCP link to `addr`, reconnecting with backoff whenever it drops.
+    pub fn connect_tcp(mut self, addr: SocketAddr) -> Self {
+        self.connect_tcp.push(addr);
+        self
+    }
+
+    /// Binds a UDP socket on `addr`; datagrams from any peer open a link.
+    pub fn bind_udp(mut self, addr: SocketAddr) -> Self {
+        self.bind_udp = Some(addr);
+        self
+    }
+
+    /// Opens a UDP link to `addr` (binds an ephemeral socket if `bind_udp` was not given).
+    pub fn udp_peer(mut self, addr: SocketAddr) -> Self {
+        self.udp_peers.push(addr);
+        self
+    }
+
+    /// Where inbound bulk objects are spooled (default: a `tamtam-spool-<id>` directory in the
+    /// system temp directory).
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// Journals ACK-required messages in `path` before they are sent, so a sender killed
+    /// with `kill -9` resends them after restart (the durable outbox).
+    pub fn durable_outbox(mut self, path: impl Into<PathBuf>) -> Self {
+        self.outbox_path = Some(path.into());
+        self
+    }
+
+    /// Serves `port` with `service` (a closure `|ctx, message| …` or a [`Service`]).
+    pub fn serve(mut self, port: u16, service: impl Service + 'static) -> Self {
+        self.services.push((port, Box::new(service)));
+        self
+    }
+
+    /// Replaces an engine service on a system port (0–10).
+    pub fn serve_system(mut self, port: u16, service: impl Service + 'static) -> Self {
+        self.system_services.push((port, Box::new(service)));
+        self
+    }
+
+    /// Serves stream port `port` with `service` and subscribes to it.
+    pub fn subscribe(mut self, port: u16, service: impl Service + 'static) -> Self {
+        self.services.push((port, Box::new(service)));
+        self.subscriptions.push(port);
+        self
+    }
+
+    /// Joins group `port`, served by `service`.
+    pub fn join_group(mut self, port: u16, service: impl Service + 'static) -> Self {
+        self.services.push((port, Box::new(service)));
+        self.groups.push(port);
+        self
+    }
+
+    /// Adds a middleware tee (ports 1, 2, 11–100).
+    pub fn tee(mut self, port: u16, tee: impl Tee + 'static) -> Self {
+        self.tees.push((port, Box::new(tee)));
+        self
+    }
+
+    /// Makes this station collect trace reports (it serves TRACE_REPORT).
+    pub fn collect_traces(mut self) -> Self {
+        self.collect_traces = true;
+        self
+    }
+
+    /// Names the station's thread.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts the station. Errors say what is wrong and what to do.
+    pub fn build(self) -> Result<Station, StationError> {
+        let StationBuilder {
+            mut config,
+            backend,
+            listen_tcp,
+            connect_tcp,
+            bind_udp,
+            udp_peers,
+            spool_dir,
+            outbox_path,
+            services,
+            system_services,
+            subscriptions,
+            groups,
+            tees,
+            collect_traces,
+            name,
+        } = self;
+        let spool_dir = spool_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("tamtam-spool-{}", config.station_id))
+        });
+        let spool = Spool::new(&spool_dir).map_err(|source| StationError::Storage {
+            path: spool_dir.clone(),
+            source,
+        })?;
+        let storage_error = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| StationError::Storage { path, source }
+        };
+        let (outbox, restored) = match &outbox_path {
+            Some(path) => {
+                let (mut outbox, state) = Outbox::open(path).map_err(storage_error(path))?;
+                if state.incarnation == 0 {
+                    outbox
+                        .set_incarnation(fresh_incarnation())
+                        .map_err(storage_error(path))?;
+                }
+                config.durable_outbox = true;
+                // The durable outbox keeps the incarnation: resent messages keep their ids
+                // and sequences, so receivers suppress the duplicates.
+                config.incarnation = outbox.incarnation();
+                (Some(outbox), Some(state))
+            }
+            None => {
+                config.incarnation = fresh_incarnation();
+                (None, None)
+            }
+        };
+        let mut bus = Bus::new(config.clone()).map_err(StationError::Config)?;
+        for (port, service) in services {
+            bus.serve(port, service)?;
+        }
+        for (port, service) in system_services {
+            bus.serve_system(port, service)?;
+        }
+        for port in subscriptions {
+            bus.subscribe(port);
+        }
+        for port in groups {
+            bus.join_group(port);
+        }
+        for (port, tee) in tees {
+            bus.add_tee(port, tee);
+        }
+        if collect_traces {
+            bus.collect_traces();
+        }
+        let mut reactor = reactor::open(backend).map_err(|source| StationError::Backend {
+            backend: match backend.from_env() {
+                Backend::Poll => "epoll",
+                _ => "io_uring",
+            },
+            source,
+        })?;
+        let backend_name = reactor.name();
+        let mut shard = Shard::new(bus, spool, outbox);
+        if let Some(state) = restored {
+            shard.restore(state);
+        }
+        let mut local_addrs = Vec::new();
+        for addr in listen_tcp {
+            let (token, local) = reactor
+                .listen_tcp(addr)
+                .map_err(|source| StationError::Bind { addr, source })?;
+            shard.listeners.push(token);
+            local_addrs.push(local);
+        }
+        if bind_udp.is_some() || !udp_peers.is_empty() {
+            let addr = bind_udp.unwrap_or_else(|| "0.0.0.0:0".parse().expect("valid"));
+            let (token, local) = reactor
+                .bind_udp(addr)
+                .map_err(|source| StationError::Bind { addr, source })?;
+            shard.udp = Some(token);
+            if bind_udp.is_some() {
+                local_addrs.push(local);
+            }
+            for peer in udp_peers {
+                shard.open_udp_link(peer);
+            }
+        }
+        for addr in connect_tcp {
+            shard.reconnects.push((StdInstant::now(), addr, 0));
+        }
+        let (commands, inbox) = mpsc::channel();
+        let waker = reactor.waker();
+        let station_id = config.station_id;
+        let thread = std::thread::Builder::new()
+            .name(if name.is_empty() {
+                format!("tamtam-{station_id}")
+            } else {
+                name
+            })
+            .spawn(move || shard.run(reactor, inbox))
+            .map_err(|source| StationError::Backend {
+                backend: "thread",
+                source,
+            })?;
+        Ok(Station {
+            commands,
+            waker,
+            thread: Some(thread),
+            local_addrs,
+            station_id,
+            backend: backend_name,
+            spool_dir,
+        })
+    }
+}
+
+/// An incarnation for a start without restored state: seconds since 2020 (so it grows across
+/// restarts on a machine with a sane clock), never 0.
+fn fresh_incarnation() -> u32 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    (since_epoch.saturating_sub(1_577_836_800) as u32).max(1)
+}
+
+/// A running station.
+pub struct Station {
+    commands: Sender<Command>,
+    waker: Waker,
+    thread: Option<JoinHandle<()>>,
+    local_addrs: Vec<SocketAddr>,
+    station_id: u32,
+    backend: &'static str,
+    spool_dir: PathBuf,
+}
+
+/// A bulk transfer in progress.
+pub struct BulkHandle {
+    progress: Arc<Mutex<Option<Progress>>>,
+    done: Receiver<Result<u64, StationError>>,
+}
+
+impl BulkHandle {
+    /// The latest progress (percent, rate, ETA), once the transfer started.
+    pub fn progress(&self) -> Option<Progress> {
+        *self.progress.lock().expect("progress lock")
+    }
+
+    /// Waits until the receiver holds the object durably.
+    pub fn wait(&self, timeout: StdDuration) -> Result<u64, StationError> {
+        match self.done.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(StationError::Timeout(timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(StationError::Stopped),
+        }
+    }
+
+    /// Whether it finished (successfully or not) without blocking.
+    pub fn try_wait(&self) -> Option<Result<u64, StationError>> {
+        self.done.try_recv().ok()
+    }
+}
+
+impl Station {
+    /// A builder with defaults: station id 1, no links, io_uring if available.
+    pub fn builder() -> StationBuilder {
+        StationBuilder {
+            config: BusConfig::new(1),
+            backend: Backend::Auto,
+            listen_tcp: Vec::new(),
+            connect_tcp: Vec::new(),
+            bind_udp: None,
+            udp_peers: Vec::new(),
+            spool_dir: None,
+            outbox_path: None,
+            services: Vec::new(),
+            system_services: Vec::new(),
+            subscriptions: Vec::new(),
+            groups: Vec::new(),
+            tees: Vec::new(),
+            collect_traces: false,
+            name: String::new(),
+        }
+    }
+
+    /// This station's id.
+    pub fn id(&self) -> u32 {
+        self.station_id
+    }
+
+    /// The I/O backend in use ("io_uring" or "epoll").
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The addresses the station listens on (TCP listeners, then the UDP socket).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The spool directory (where inbound bulk objects land).
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool_dir
+    }
+
+    fn command(&self, command: Command) -> Result<(), StationError> {
+        self.commands
+            .send(command)
+            .map_err(|_| StationError::Stopped)?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Sends a message; returns its request id at once.
+    pub fn send(&self, message: Outgoing) -> Result<u64, StationError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Send(message, None, tx))?;
+        rx.recv().map_err(|_| StationError::Stopped)?
+    }
+
+    /// Sends an ACK-required message and waits until it is acknowledged or dead-lettered.
+    pub fn send_and_wait(
+        &self,
+        message: Outgoing,
+        timeout: StdDuration,
+    ) -> Result<Outcome, StationError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let (id_tx, id_rx) = mpsc::sync_channel(1);
+        self.command(Command::Send(message, Some(tx), id_tx))?;
+        id_rx.recv().map_err(|_| StationError::Stopped)??;
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(StationError::Timeout(timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(StationError::Stopped),
+        }
+    }
+
+    /// Sends a TPF message (see `tamtam-tpf`): the payload is `message`'s encoding, flagged TPF.
+    pub fn send_message_bytes(&self, message: Outgoing) -> Result<u64, StationError> {
+        self.send(message.tpf())
+    }
+
+    /// Sends a request and waits for its reply's payload.
+    pub fn request(
+        &self,
+        message: Outgoing,
+        timeout: StdDuration,
+    ) -> Result<Vec<u8>, StationError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Request(message, tx))?;
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(StationError::Timeout(timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(StationError::Stopped),
+        }
+    }
+
+    /// Sends one frame of stream `stream` on `port` to every listener (no ACK, no resend).
+    pub fn stream(
+        &self,
+        port: u16,
+        stream: u32,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<(), StationError> {
+        self.command(Command::Stream(port, stream, payload.into()))
+    }
+
+    /// Sends the file at `path` to `port` on station `destination` over the bulk lane.
+    pub fn send_file(
+        &self,
+        destination: u32,
+        port: u16,
+        path: impl AsRef<Path>,
+    ) -> Result<BulkHandle, StationError> {
+        let progress = Arc::new(Mutex::new(None));
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Bulk {
+            destination,
+            port,
+            path: path.as_ref().to_path_buf(),
+            progress: progress.clone(),
+            done: tx,
+        })?;
+        Ok(BulkHandle { progress, done: rx })
+    }
+
+    /// The bus counters.
+    pub fn stats(&self) -> Result<Stats, StationError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Stats(tx))?;
+        rx.recv_timeout(StdDuration::from_secs(10))
+            .map_err(|_| StationError::Stopped)
+    }
+
+    /// Known reachable stations and the ports they serve.
+    pub fn peers(&self) -> Result<Vec<(u32, Vec<u16>)>, StationError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Peers(tx))?;
+        rx.recv_timeout(StdDuration::from_secs(10))
+            .map_err(|_| StationError::Stopped)
+    }
+
+    /// Waits until a station serving `port` is known (or this one serves it).
+    pub fn wait_for_port(&self, port: u16, timeout: StdDuration) -> Result<(), StationError> {
+        let deadline = StdInstant::now() + timeout;
+        loop {
+            if self.peers()?.iter().any(|(_, ports)| ports.contains(&port)) {
+                return Ok(());
+            }
+            if StdInstant::now() >= deadline {
+                return Err(StationError::Timeout(timeout));
+            }
+            std::thread::sleep(StdDuration::from_millis(5));
+        }
+    }
+
+    /// Routes of traced packets this station collected (it must `collect_traces`).
+    pub fn traces(&self, query: TraceKeyQuery) -> Result<Vec<(TraceKey, Vec<Hop>)>, StationError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Route(query, tx))?;
+        rx.recv_timeout(StdDuration::from_secs(10))
+            .map_err(|_| StationError::Stopped)
+    }
+
+    /// Adds an outbound TCP link at run time.
+    pub fn connect_tcp(&self, addr: SocketAddr) -> Result<(), StationError> {
+        self.command(Command::Connect(addr))
+    }
+
+    /// Stops the station: the shard thread exits, closing every socket and file.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.command(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// --------------------------------------------------------------------------------------------
+// The shard: one bus, one reactor, one thread.
+// --------------------------------------------------------------------------------------------
+
+enum LinkIo {
+    Tcp {
+        token: Token,
+        decoder: StreamDecoder,
+        addr: Option<SocketAddr>,
+    },
+    Udp {
+        peer: SocketAddr,
+    },
+}
+
+enum FileWait {
+    Write {
+        io: IoId,
+        key: String,
+        segment: u32,
+        crc: u32,
+    },
+    Read {
+        io: IoId,
+    },
+    Sync {
+        io: IoId,
+        key: String,
+        crc: u32,
+    },
+}
+
+struct BulkWaiter {
+    progress: Arc<Mutex<Option<Progress>>>,
+    done: SyncSender<Result<u64, StationError>>,
+    source: File,
+}
+
+/// Restored durable-outbox state.
+pub use super::outbox::OutboxState;
+
+struct Shard {
+    bus: Bus,
+    spool: Spool,
+    outbox: Option<Outbox>,
+    clock: Clock,
+    links: HashMap<LinkId, LinkIo>,
+    by_token: HashMap<Token, LinkId>,
+    udp: Option<Token>,
+    udp_links: HashMap<SocketAddr, LinkId>,
+    listeners: Vec<Token>,
+    connecting: HashMap<Token, (SocketAddr, u32)>,
+    reconnects: Vec<(StdInstant, SocketAddr, u32)>,
+    files: HashMap<u64, FileWait>,
+    file_tag: u64,
+    sources: HashMap<u64, BulkWaiter>,
+    send_waiters: HashMap<u64, SyncSender<Result<Outcome, StationError>>>,
+    request_waiters: HashMap<u32, SyncSender<Result<Vec<u8>, StationError>>>,
+    ready_io: VecDeque<(IoId, IoOutcome)>,
+    recycled: Vec<Vec<u8>>,
+    stop: bool,
+}
+
+const FRAME_LEN_MAX: u32 = PAYLOAD_LEN_MAX_PROTOCOL + 64;
+const COMMANDS_PER_CYCLE: usize = 4096;
+
+impl Shard {
+    fn new(bus: Bus, spool: Spool, outbox: Option<Outbox>) -> Shard {
+        Shard {
+            bus,
+            spool,
+            outbox,
+            clock: Clock::new(),
+            links: HashMap::new(),
+            by_token: HashMap::new(),
+            udp: None,
+            udp_links: HashMap::new(),
+            listeners: Vec::new(),
+            connecting: HashMap::new(),
+            reconnects: Vec::new(),
+            files: HashMap::new(),
+            file_tag: 0,
+            sources: HashMap::new(),
+            send_waiters: HashMap::new(),
+            request_waiters: HashMap::new(),
+            ready_io: VecDeque::new(),
+            recycled: Vec::new(),
+            stop: false,
+        }
+    }
+
+    fn restore(&mut self, state: OutboxState) {
+        let now = self.clock.now();
+        self.bus
+            .restore_outbox(now, state.next_request, &state.next_seqs, state.entries);
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn frame_len_max(&self) -> u32 {
+        (self.bus.config().payload_len_max + 64).min(FRAME_LEN_MAX)
+    }
+
+    fn open_udp_link(&mut self, peer: SocketAddr) -> LinkId {
+        if let Some(&link) = self.udp_links.get(&peer) {
+            return link;
+        }
+        let link = self.bus.add_link(self.clock.now());
+        self.links.insert(link, LinkIo::Udp { peer });
+        self.udp_links.insert(peer, link);
+        link
+    }
+
+    fn run(mut self, mut reactor: Box<dyn Reactor>, inbox: Receiver<Command>) {
+        let mut timeout = Some(StdDuration::ZERO);
+        while !self.stop {
+            self.take_commands(&inbox);
+            if self.stop {
+                break;
+            }
+            self.start_reconnects(reactor.as_mut());
+            let mut events = Vec::new();
+            let result = reactor.poll(timeout, &mut |event| events.push(OwnedEvent::from(event)));
+            if let Err(e) = result {
+                eprintln!(
+                    "tamtam station {}: reactor failed: {e}",
+                    self.bus.station_id()
+                );
+                break;
+            }
+            for event in events {
+                self.handle_event(reactor.as_mut(), event);
+            }
+            while let Some((io, outcome)) = self.ready_io.pop_front() {
+                let now = self.now();
+                self.bus.handle_io(now, io, outcome);
+            }
+            let now = self.now();
+            let report = self.bus.cycle(now);
+            self.journal();
+            self.transmit(reactor.as_mut());
+            self.run_io(reactor.as_mut());
+            self.drain_events();
+            reactor.reclaim(&mut self.recycled);
+            for buffer in self.recycled.drain(..) {
+                self.bus.recycle(buffer);
+            }
+            timeout = match report.pace {
+                _ if !self.ready_io.is_empty() => Some(StdDuration::ZERO),
+                Pace::Spin => Some(StdDuration::ZERO),
+                Pace::Yield => {
+                    std::thread::yield_now();
+                    Some(StdDuration::ZERO)
+                }
+                Pace::Park(until) => {
+                    let now = self.now();
+                    let mut wait = until.saturating_since(now);
+                    if !self.reconnects.is_empty() {
+                        wait = wait.min(crate::core::Duration::from_millis(50));
+                    }
+                    Some(StdDuration::from_nanos(
+                        wait.as_nanos()
+                            .min(StdDuration::from_millis(100).as_nanos() as u64),
+                    ))
+                }
+            };
+        }
+        for (_, waiter) in self.sources.drain() {
+            let _ = waiter.done.try_send(Err(StationError::Stopped));
+        }
+        self.spool.close_all();
+    }
+
+    fn take_commands(&mut self, inbox: &Receiver<Command>) {
+        for _ in 0..COMMANDS_PER_CYCLE {
+            match inbox.try_recv() {
+                Ok(command) => self.handle_command(command),
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.stop = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = self.now();
+        match command {
+            Command::Send(message, waiter, id) => {
+                let ack = message.ack;
+                let result = self.bus.send(now, message);
+                match result {
+                    Ok(request_id) => {
+                        if let (Some(waiter), true) = (waiter, ack) {
+                            self.send_waiters.insert(request_id, waiter);
+                        }
+                        let _ = id.try_send(Ok(request_id));
+                    }
+                    Err(e) => {
+                        let _ = id.try_send(Err(e.into()));
+                    }
+                }
+            }
+            Command::Request(mut message, reply) => {
+                let route = message.route_id.unwrap_or_else(|| {
+                    // Unique among this station's outstanding requests.
+                    let mut route = (now.as_nanos() as u32) | 1;
+                    while self.request_waiters.contains_key(&route) {
+                        route = route.wrapping_add(2);
+                    }
+                    route
+                });
+                message.route_id = Some(route);
+                match self.bus.send(now, message) {
+                    Ok(_) => {
+                        self.request_waiters.insert(route, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.try_send(Err(e.into()));
+                    }
+                }
+            }
+            Command::Stream(port, stream, payload) => {
+                self.bus.stream_send(now, port, stream, &payload);
+            }
+            Command::Bulk {
+                destination,
+                port,
+                path,
+                progress,
+                done,
+            } => match self.start_bulk(now, destination, port, &path) {
+                Ok((transfer, source)) => {
+                    self.sources.insert(
+                        transfer,
+                        BulkWaiter {
+                            progress,
+                            done,
+                            source,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = done.try_send(Err(e));
+                }
+            },
+            Command::Stats(reply) => {
+                let _ = reply.try_send(self.bus.stats().clone());
+            }
+            Command::Peers(reply) => {
+                let mut peers: Vec<(u32, Vec<u16>)> = self
+                    .bus
+                    .topology()
+                    .reachable()
+                    .into_iter()
+                    .map(|(id, _)| {
+                        let ports = self
+                            .bus
+                            .topology()
+                            .station(id)
+                            .map(|s| s.advert.ports.clone())
+                            .unwrap_or_default();
+                        (id, ports)
+                    })
+                    .collect();
+                peers.sort();
+                let _ = reply.try_send(peers);
+            }
+            Command::Route(query, reply) => {
+                let routes = match self.bus.trace_collector() {
+                    Some(collector) => collector
+                        .keys()
+                        .filter(|k| query.route_id.is_none_or(|r| r == k.route_id))
+                        .map(|k| (*k, collector.route(k)))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let _ = reply.try_send(routes);
+            }
+            Command::Connect(addr) => self.reconnects.push((StdInstant::now(), addr, 0)),
+            Command::Shutdown => self.stop = true,
+        }
+    }
+
+    fn start_bulk(
+        &mut self,
+        now: Instant,
+        destination: u32,
+        port: u16,
+        path: &Path,
+    ) -> Result<(u64, File), StationError> {
+        let file_error = |source| StationError::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(file_error)?;
+        let len = file.metadata().map_err(file_error)?.len();
+        // The offer carries the object's CRC32C; compute it once, streaming.
+        let crc = crc_of_file(&file, len).map_err(file_error)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "object".into());
+        let transfer = self
+            .bus
+            .send_bulk(now, destination, port, &name, len, crc)?;
+        Ok((transfer, file))
+    }
+
+    fn start_reconnects(&mut self, reactor: &mut dyn Reactor) {
+        let now = StdInstant::now();
+        let mut i = 0;
+        while i < self.reconnects.len() {
+            let (at, addr, attempt) = self.reconnects[i];
+            if at > now {
+                i += 1;
+                continue;
+            }
+            self.reconnects.swap_remove(i);
+            match reactor.connect_tcp(addr) {
+                Ok(token) => {
+                    self.connecting.insert(token, (addr, attempt));
+                }
+                Err(_) => self.schedule_reconnect(addr, attempt + 1),
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self, addr: SocketAddr, attempt: u32) {
+        // Exponential backoff from 50 ms to 2 s.
+        let delay =
+            StdDuration::from_millis(50u64 << attempt.min(5)).min(StdDuration::from_secs(2));
+        self.reconnects
+            .push((StdInstant::now() + delay, addr, attempt));
+    }
+
+    fn add_tcp_link(&mut self, token: Token, addr: Option<SocketAddr>) {
+        let link = self.bus.add_link(self.clock.now());
+        let decoder = StreamDecoder::new(self.frame_len_max());
+        self.links.insert(
+            link,
+            LinkIo::Tcp {
+                token,
+                decoder,
+                addr,
+            },
+        );
+        self.by_token.insert(token, link);
+    }
+
+    fn handle_event(&mut self, reactor: &mut dyn Reactor, event: OwnedEvent) {
+        let now = self.now();
+        match event {
+            OwnedEvent::Accepted { stream, .. } => self.add_tcp_link(stream, None),
+            OwnedEvent::Connected { stream } => {
+                if let Some((addr, _)) = self.connecting.remove(&stream) {
+                    self.add_tcp_link(stream, Some(addr));
+                }
+            }
+            OwnedEvent::Data { stream, bytes } => {
+                let Some(&link) = self.by_token.get(&stream) else {
+                    return;
+                };
+                let mut rest: &[u8] = &bytes;
+                let mut failed = false;
+                while !rest.is_empty() && !failed {
+                    let Some(LinkIo::Tcp { decoder, .. }) = self.links.get_mut(&link) else {
+                        return;
+                    };
+                    let n = decoder.feed(rest);
+                    rest = &rest[n..];
+                    loop {
+                        let Some(LinkIo::Tcp { decoder, .. }) = self.links.get_mut(&link) else {
+                            return;
+                        };
+                        match decoder.next_frame() {
+                            Ok(Some(frame)) => self.bus.handle_frame(now, link, frame),
+                            Ok(None) => break,
+                            Err(error) => {
+                                // The stream lost sync: close the link (counted, peer named).
+                                eprintln!(
+                                    "tamtam station {}: closing link to {:?}: {error}",
+                                    self.bus.station_id(),
+                                    self.bus.link_peer(link)
+                                );
+                                failed = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if failed {
+                    reactor.close(stream);
+                    self.drop_link(link, reactor);
+                }
+            }
+            OwnedEvent::Datagram { from, bytes, .. } => {
+                let link = self.open_udp_link(from);
+                self.bus.handle_frame(now, link, &bytes);
+            }
+            OwnedEvent::Closed { stream, .. } => {
+                if let Some((addr, attempt)) = self.connecting.remove(&stream) {
+                    self.schedule_reconnect(addr, attempt + 1);
+                    return;
+                }
+                if let Some(link) = self.by_token.get(&stream).copied() {
+                    self.drop_link(link, reactor);
+                }
+            }
+            OwnedEvent::File {
+                tag,
+                result,
+                buffer,
+            } => self.file_done(tag, result, buffer),
+        }
+    }
+
+    fn drop_link(&mut self, link: LinkId, _reactor: &mut dyn Reactor) {
+        self.bus.remove_link(link);
+        if let Some(LinkIo::Tcp { token, addr, .. }) = self.links.remove(&link) {
+            self.by_token.remove(&token);
+            if let Some(addr) = addr {
+                self.schedule_reconnect(addr, 0);
+            }
+        }
+    }
+
+    fn transmit(&mut self, reactor: &mut dyn Reactor) {
+        while let Some(t) = self.bus.poll_transmit() {
+            match self.links.get(&t.link) {
+                Some(LinkIo::Tcp { token, .. }) => {
+                    let mut framed = self.recycled.pop().unwrap_or_default();
+                    framed.clear();
+                    framed.reserve(PREFIX_LEN + t.frame.len());
+                    framed.extend_from_slice(&(t.frame.len() as u32).to_le_bytes());
+                    framed.extend_from_slice(&t.frame);
+                    let _ = reactor.send_stream(*token, framed);
+                    self.bus.recycle(t.frame);
+                }
+                Some(LinkIo::Udp { peer }) => {
+                    if let Some(udp) = self.udp {
+                        let _ = reactor.send_datagram(udp, *peer, t.frame);
+                    }
+                }
+                None => self.bus.recycle(t.frame),
+            }
+        }
+    }
+
+    fn next_tag(&mut self, wait: FileWait) -> u64 {
+        self.file_tag += 1;
+        self.files.insert(self.file_tag, wait);
+        self.file_tag
+    }
+
+    fn run_io(&mut self, reactor: &mut dyn Reactor) {
+        while let Some(request) = self.bus.poll_io() {
+            match request {
+                IoRequest::SpoolOpen {
+                    id,
+                    key,
+                    len,
+                    segment_len,
+                    segment_count,
+                } => {
+                    let outcome = match self.spool.open(&key, len, segment_len, segment_count) {
+                        Ok(stored) => IoOutcome::Opened { stored },
+                        Err(failure) => IoOutcome::Failed(failure),
+                    };
+                    self.ready_io.push_back((id, outcome));
+                }
+                IoRequest::SpoolWrite {
+                    id,
+                    key,
+                    segment,
+                    offset,
+                    data,
+                } => {
+                    let Some(fd) = self.spool.file(&key).map(|f| f.data.as_raw_fd()) else {
+                        self.ready_io
+                            .push_back((id, IoOutcome::Failed(IoFailure::Io)));
+                        continue;
+                    };
+                    let crc = crc32c::crc32c(&data);
+                    let tag = self.next_tag(FileWait::Write {
+                        io: id,
+                        key,
+                        segment,
+                        crc,
+                    });
+                    reactor.file_write(fd, offset, data, tag);
+                }
+                IoRequest::SpoolFinish { id, key, crc32c } => {
+                    let Some(fd) = self.spool.file(&key).map(|f| f.data.as_raw_fd()) else {
+                        self.ready_io
+                            .push_back((id, IoOutcome::Failed(IoFailure::Io)));
+                        continue;
+                    };
+                    let tag = self.next_tag(FileWait::Sync {
+                        io: id,
+                        key,
+                        crc: crc32c,
+                    });
+                    reactor.file_sync(fd, tag);
+                }
+                IoRequest::SourceRead {
+                    id,
+                    transfer,
+                    offset,
+                    len,
+                } => {
+                    let Some(fd) = self.sources.get(&transfer).map(|s| s.source.as_raw_fd()) else {
+                        self.ready_io
+                            .push_back((id, IoOutcome::Failed(IoFailure::SourceUnavailable)));
+                        continue;
+                    };
+                    let tag = self.next_tag(FileWait::Read { io: id });
+                    let mut buffer = self.recycled.pop().unwrap_or_default();
+                    buffer.clear();
+                    buffer.resize(len as usize, 0);
+                    reactor.file_read(fd, offset, buffer, tag);
+                }
+            }
+        }
+    }
+
+    fn file_done(&mut self, tag: u64, result: io::Result<usize>, buffer: Vec<u8>) {
+        let Some(wait) = self.files.remove(&tag) else {
+            return;
+        };
+        match wait {
+            FileWait::Write {
+                io,
+                key,
+                segment,
+                crc,
+            } => {
+                let outcome = match result {
+                    Ok(n) if n == buffer.len() => {
+                        match self.spool.segment_written(&key, segment, crc) {
+                            Ok(()) => IoOutcome::Written,
+                            Err(failure) => IoOutcome::Failed(failure),
+                        }
+                    }
+                    Ok(_) => IoOutcome::Failed(IoFailure::Io),
+                    Err(e) => IoOutcome::Failed(super::spool::map_io(e)),
+                };
+                self.recycled.push(buffer);
+                self.ready_io.push_back((io, outcome));
+            }
+            FileWait::Read { io } => {
+                let outcome = match result {
+                    Ok(n) if n == buffer.len() => IoOutcome::Read(buffer),
+                    _ => IoOutcome::Failed(IoFailure::SourceUnavailable),
+                };
+                self.ready_io.push_back((io, outcome));
+            }
+            FileWait::Sync { io, key, crc } => {
+                let outcome = match result {
+                    Ok(_) => match self.spool.finish(&key, crc) {
+                        Ok(_) => IoOutcome::Finished,
+                        Err(failure) => IoOutcome::Failed(failure),
+                    },
+                    Err(e) => IoOutcome::Failed(super::spool::map_io(e)),
+                };
+                self.ready_io.push_back((io, outcome));
+            }
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.bus.poll_event() {
+            match event {
+                Event::Delivered { request_id, .. } => {
+                    if let Some(outbox) = self.outbox.as_mut() {
+                        outbox.resolved(request_id);
+                    }
+                    if let Some(waiter) = self.send_waiters.remove(&request_id) {
+                        let _ = waiter.try_send(Ok(Outcome::Delivered));
+                    }
+                }
+                Event::DeadLettered { record, .. } => {
+                    if let Some(outbox) = self.outbox.as_mut() {
+                        outbox.resolved(record.request_id);
+                    }
+                    if let Some(waiter) = self.send_waiters.remove(&record.request_id) {
+                        let _ = waiter.try_send(Ok(Outcome::DeadLettered(record)));
+                    }
+                }
+                Event::Reply {
+                    route_id, payload, ..
+                } => {
+                    if let Some(waiter) = self.request_waiters.remove(&route_id) {
+                        let _ = waiter.try_send(Ok(payload));
+                    }
+                }
+                Event::BulkProgress(progress) => {
+                    if let Some(waiter) = self.sources.get(&progress.transfer) {
+                        *waiter.progress.lock().expect("progress lock") = Some(progress);
+                    }
+                }
+                Event::BulkSent { transfer } => {
+                    if let Some(waiter) = self.sources.remove(&transfer) {
+                        let _ = waiter.done.try_send(Ok(transfer));
+                    }
+                }
+                Event::BulkFailed { transfer, reason } => {
+                    if let Some(waiter) = self.sources.remove(&transfer) {
+                        let _ = waiter
+                            .done
+                            .try_send(Err(StationError::DeadLettered(reason)));
+                    }
+                }
+                Event::Malformed { link, peer, error } => {
+                    eprintln!(
+                        "tamtam station {}: dropped malformed frame on link {link} (peer {peer:?}): {error}",
+                        self.bus.station_id()
+                    );
+                }
+                Event::PeerUp { .. } | Event::PeerDown { .. } => {}
+            }
+        }
+    }
+
+    /// Journals what the bus admitted this cycle, before anything of it is transmitted.
+    fn journal(&mut self) {
+        let Some(outbox) = self.outbox.as_mut() else {
+            return;
+        };
+        for entry in self.bus.take_journal() {
+            let ok = outbox.journal(&entry);
+            self.bus.journaled(entry.destination, entry.seq, ok);
+        }
+    }
+}
+
+/// CRC32C of a whole file, read in 1 MiB pieces.
+fn crc_of_file(file: &File, len: u64) -> io::Result<u32> {
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut crc = 0u32;
+    let mut offset = 0u64;
+    while offset < len {
+        let n = super::poll::pread_all(file.as_raw_fd(), &mut buffer, offset)?;
+        if n == 0 {
+            break;
+        }
+        crc = crc32c::crc32c_append(crc, &buffer[..n]);
+        offset += n as u64;
+    }
+    Ok(crc)
+}
+
+/// An [`IoEvent`] with its bytes copied out of the reactor's buffer, so the shard can handle
+/// it with mutable access to everything.
+enum OwnedEvent {
+    Accepted {
+        stream: Token,
+    },
+    Connected {
+        stream: Token,
+    },
+    Data {
+        stream: Token,
+        bytes: Vec<u8>,
+    },
+    Datagram {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        stream: Token,
+    },
+    File {
+        tag: u64,
+        result: io::Result<usize>,
+        buffer: Vec<u8>,
+    },
+}
+
+impl From<IoEvent<'_>> for OwnedEvent {
+    fn from(event: IoEvent<'_>) -> OwnedEvent {
+        match event {
+            IoEvent::Accepted { stream, .. } => OwnedEvent::Accepted { stream },
+            IoEvent::Connected { stream } => OwnedEvent::Connected { stream },
+            IoEvent::Data { stream, bytes } => OwnedEvent::Data {
+                stream,
+                bytes: bytes.to_vec(),
+            },
+            IoEvent::Datagram { from, bytes, .. } => OwnedEvent::Datagram {
+                from,
+                bytes: bytes.to_vec(),
+            },
+            IoEvent::Closed { stream, .. } => OwnedEvent::Closed { stream },
+            IoEvent::File {
+                tag,
+                result,
+                buffer,
+            } => OwnedEvent::File {
+                tag,
+                result,
+                buffer,
+            },
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Shard>();
+    let _ = BTreeMap::<u8, u8>::new();
+}
