@@ -1,4 +1,4 @@
-//! Stream framing for byte-stream links (TCP, serial after COBS, pipes, WebSocket-less sockets).
+//! Stream framing for reliable, ordered byte-stream links (TCP, Unix stream sockets, pipes, TLS).
 //!
 //! Each frame is preceded by its length as a little-endian `u32`:
 //!
