@@ -98,7 +98,10 @@ fuzz_target!(|input: Input<'_>| {
 
     if let Err(error) = header.validate() {
         assert_eq!(frame::encode(&header, payload, &mut out), Err(error));
-        assert_eq!(frame::write_header(&header, payload.len(), &mut out), Err(error));
+        assert_eq!(
+            frame::write_header(&header, payload.len(), &mut out),
+            Err(error)
+        );
         assert_eq!(encode_prefixed(&header, payload, &mut record), Err(error));
         return;
     }
@@ -114,9 +117,16 @@ fuzz_target!(|input: Input<'_>| {
     frame::seal(&mut in_place);
     assert_eq!(in_place, out, "write_header + seal differs from encode");
 
-    assert_eq!(encode_prefixed(&header, payload, &mut record), Ok(record.len()));
+    assert_eq!(
+        encode_prefixed(&header, payload, &mut record),
+        Ok(record.len())
+    );
     assert_eq!(record[..PREFIX_LEN], (len as u32).to_le_bytes());
-    assert_eq!(record[PREFIX_LEN..], out[..], "encode_prefixed differs from encode");
+    assert_eq!(
+        record[PREFIX_LEN..],
+        out[..],
+        "encode_prefixed differs from encode"
+    );
 
     let options = DecodeOptions {
         payload_len_max: PAYLOAD_LEN_MAX_PROTOCOL,

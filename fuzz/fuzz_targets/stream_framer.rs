@@ -111,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
             if chunk.is_empty() {
                 break;
             }
-            let taken = if chunk_number % 2 == 0 {
+            let taken = if chunk_number.is_multiple_of(2) {
                 decoder.feed(chunk)
             } else {
                 let spare = decoder.spare();
