@@ -502,7 +502,7 @@ fn valid_vectors(b: &mut Builder) {
     );
     b.valid(
         "fast_nack",
-        "NACK of request 1000 carrying a 2-byte error code in the payload.",
+        "NACK of request 1000 carrying an (illustrative) 2-byte error code in the payload.",
         Header {
             packet_type: PacketType::Nack,
             flags: Flags::REPLY,
@@ -639,8 +639,9 @@ fn valid_vectors(b: &mut Builder) {
     );
     b.valid(
         "bulk_ack",
-        "Selective bulk ACK: the payload is the receiver's segment map (bits 0..7 = segments \
-         0..7 received); no segment extension.",
+        "Selective bulk ACK carrying the receiver's segment map as its payload (here an \
+         illustrative one-byte bitmap; the map's format belongs to the bulk lane), without a \
+         segment extension.",
         Header {
             packet_type: PacketType::Ack,
             flags: Flags::REPLY,
