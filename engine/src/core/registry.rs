@@ -43,10 +43,12 @@ pub const AI_TRANSLATE: u16 = 1001;
 /// First application port.
 pub const APPLICATION_FIRST: u16 = 1101;
 
-const _: () = assert!(TRACE_REPORT < MIDDLEWARE_FIRST);
+const _: () = assert!(SYSTEM_RESERVED_10 + 1 == MIDDLEWARE_FIRST);
 const _: () = assert!(MIDDLEWARE_LAST + 1 == LANGUAGE_FIRST);
 const _: () = assert!(LANGUAGE_LAST + 1 == AI_FIRST);
 const _: () = assert!(AI_LAST + 1 == APPLICATION_FIRST);
+const _: () = assert!(AI_TRANSLATE >= AI_FIRST);
+const _: () = assert!(AI_TRANSLATE <= AI_LAST);
 
 /// The class of a port, by range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +100,14 @@ pub const fn system_port_name(port: u16) -> Option<&'static str> {
         PRESENCE => "PRESENCE",
         ROUTING => "ROUTING",
         TRANSFER => "TRANSFER",
+        _ => return None,
+    })
+}
+
+/// The name of an assigned AI port, if `port` is one.
+pub const fn ai_port_name(port: u16) -> Option<&'static str> {
+    Some(match port {
+        AI_TRANSLATE => "AI_TRANSLATE",
         _ => return None,
     })
 }

@@ -1,4 +1,4 @@
-//! Stream framing for byte-stream links (TCP, serial after COBS, pipes, WebSocket-less sockets).
+//! Stream framing for reliable, ordered byte-stream links (TCP, Unix stream sockets, pipes, TLS).
 //!
 //! Each frame is preceded by its length as a little-endian `u32`:
 //!
@@ -17,7 +17,10 @@
 //! the byte stream has lost sync: there is no way to find the next frame boundary, so the
 //! decoder stays failed and the link must be closed (`spec/wire/Frame-v1.md` §7).
 
-use super::frame::{BASE_HEADER_LEN, FrameError, Header, PAYLOAD_LEN_MAX_PROTOCOL, write_header};
+use super::frame::{
+    BASE_HEADER_LEN, FrameError, Header, PAYLOAD_LEN_MAX_PROTOCOL, SEGMENTED_HEADER_LEN,
+    write_header,
+};
 
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
@@ -80,7 +83,7 @@ impl StreamDecoder {
     /// configuration bug.
     pub fn new(frame_len_max: u32) -> StreamDecoder {
         assert!(frame_len_max as usize >= BASE_HEADER_LEN);
-        assert!(u64::from(frame_len_max) <= u64::from(PAYLOAD_LEN_MAX_PROTOCOL) + 64);
+        assert!(frame_len_max as usize <= PAYLOAD_LEN_MAX_PROTOCOL as usize + SEGMENTED_HEADER_LEN);
         StreamDecoder {
             buffer: vec![0u8; PREFIX_LEN + frame_len_max as usize].into_boxed_slice(),
             start: 0,
@@ -189,25 +192,26 @@ impl StreamDecoder {
 }
 
 /// Encodes a length-prefixed frame into `out` and returns the bytes written.
+///
+/// Errors come in the same order as from [`encode`](super::frame::encode): an invalid header
+/// first, then an oversized payload, then a buffer too small (whose sizes include the prefix).
 pub fn encode_prefixed(
     header: &Header,
     payload: &[u8],
     out: &mut [u8],
 ) -> Result<usize, FrameError> {
-    if out.len() < PREFIX_LEN {
-        return Err(FrameError::BufferTooSmall {
-            needed: PREFIX_LEN + header.header_len() + payload.len(),
-            had: out.len(),
-        });
-    }
-    let (prefix, rest) = out.split_at_mut(PREFIX_LEN);
+    // Split without assuming room for the prefix, so that a tiny buffer still reports a bad
+    // header or an oversized payload first, exactly as `encode` would.
+    let (prefix, rest) = out.split_at_mut(out.len().min(PREFIX_LEN));
     let header_len = write_header(header, payload.len(), rest).map_err(|e| match e {
         FrameError::BufferTooSmall { needed, had } => FrameError::BufferTooSmall {
             needed: needed + PREFIX_LEN,
-            had: had + PREFIX_LEN,
+            had: had + prefix.len(),
         },
         other => other,
     })?;
+    // `write_header` succeeded, so `rest` is non-empty and the prefix got all its bytes.
+    debug_assert_eq!(prefix.len(), PREFIX_LEN);
     let len = header_len + payload.len();
     rest[header_len..len].copy_from_slice(payload);
     super::frame::seal(&mut rest[..len]);
@@ -288,6 +292,45 @@ mod tests {
             })
         );
         assert_eq!(decoder.next_frame(), Err(StreamError::Poisoned));
+    }
+
+    #[test]
+    fn encode_prefixed_reports_errors_in_the_order_of_encode() {
+        // Regression: a buffer shorter than the prefix used to answer `BufferTooSmall` before
+        // the header was validated, unlike `encode`.
+        let invalid = Header::new(Lane::Fast, PacketType::Stream);
+        for len in [0, 3, 4, 60] {
+            let mut out = vec![0u8; len];
+            assert!(
+                matches!(
+                    encode_prefixed(&invalid, b"x", &mut out),
+                    Err(FrameError::TypeNotAllowedOnLane { .. })
+                ),
+                "buffer of {len} bytes"
+            );
+        }
+        let valid = Header::new(Lane::Fast, PacketType::Data);
+        let oversized = vec![0u8; PAYLOAD_LEN_MAX_PROTOCOL as usize + 1];
+        assert!(matches!(
+            encode_prefixed(&valid, &oversized, &mut [0u8; 2]),
+            Err(FrameError::Oversize { .. })
+        ));
+        let mut out = [0u8; 2];
+        assert_eq!(
+            encode_prefixed(&valid, b"xyz", &mut out),
+            Err(FrameError::BufferTooSmall {
+                needed: PREFIX_LEN + BASE_HEADER_LEN + 3,
+                had: 2
+            })
+        );
+        let mut out = [0u8; 30];
+        assert_eq!(
+            encode_prefixed(&valid, b"xyz", &mut out),
+            Err(FrameError::BufferTooSmall {
+                needed: PREFIX_LEN + BASE_HEADER_LEN + 3,
+                had: 30
+            })
+        );
     }
 
     #[test]
