@@ -109,3 +109,48 @@ stats! {
     /// Adverts accepted.
     adverts_accepted,
 }
+
+/// The Reporter's answer (port 2), decoded: every counter by name, then transfer progress as
+/// `(transfer, bytes_done, bytes_total, rate_bytes_per_sec, eta_ms)`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    /// Counters in the Reporter's order.
+    pub counters: Vec<(String, u64)>,
+    /// Outbound transfers.
+    pub transfers: Vec<[u64; 5]>,
+}
+
+impl Report {
+    /// The counter named `name`.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.counters.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// Decodes the Reporter's payload:
+    /// `count u16 | (name_len u8 | name | value u64) × count | n u16 | (5 × u64) × n`.
+    pub fn decode(bytes: &[u8]) -> Result<Report, super::control::ControlError> {
+        let mut r = super::control::Reader::new(bytes, "report");
+        let count = r.count("report counters", 1024)?;
+        let mut counters = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = usize::from(r.u8()?);
+            let name = core::str::from_utf8(r.bytes(len)?)
+                .map_err(|_| super::control::ControlError::Invalid {
+                    what: "report counter name",
+                    value: 0,
+                })?
+                .to_owned();
+            counters.push((name, r.u64()?));
+        }
+        let n = r.count("report transfers", 1024)?;
+        let mut transfers = Vec::with_capacity(n);
+        for _ in 0..n {
+            transfers.push([r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?]);
+        }
+        r.finish()?;
+        Ok(Report {
+            counters,
+            transfers,
+        })
+    }
+}
