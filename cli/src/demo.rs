@@ -114,7 +114,12 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
         .join_group(GROUP, inbox_service(&inbox))
         .serve(ALERTS, inbox_service(&inbox))
         .serve(FILES, FileSink(files.clone()))
-        .subscribe(VIDEO, StreamSink { frames: frames.clone() })
+        .subscribe(
+            VIDEO,
+            StreamSink {
+                frames: frames.clone(),
+            },
+        )
         .collect_traces()
         .build()
         .map_err(|e| format!("station 2 did not start: {e}"))?;
@@ -141,7 +146,10 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
     let outcome = station_a
         .send_and_wait(Outgoing::to_station(2, ALICE, "hi alice, it is bob"), WAIT)
         .map_err(|e| format!("direct message failed: {e}"))?;
-    check(outcome == Outcome::Delivered, format!("direct message: {outcome:?}"))?;
+    check(
+        outcome == Outcome::Delivered,
+        format!("direct message: {outcome:?}"),
+    )?;
     println!("  user   1 -> 2:{ALICE}  delivered and acknowledged");
     station_a
         .send(Outgoing::to_group(GROUP, "hello, group"))
@@ -190,11 +198,16 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
     bar.finish_and_clear();
     result.map_err(|e| format!("bulk transfer failed: {e}"))?;
     let elapsed = started.elapsed();
-    wait_for("the received object", || !files.lock().expect("files").is_empty())?;
+    wait_for("the received object", || {
+        !files.lock().expect("files").is_empty()
+    })?;
     let received = files.lock().expect("files")[0].clone();
     let target = station_b.spool_dir().join(&received.spool_key);
     let (sent_sha, got_sha) = (sha256_file(&source)?, sha256_file(&target)?);
-    check(sent_sha == got_sha, format!("checksum mismatch: sent {sent_sha}, got {got_sha}"))?;
+    check(
+        sent_sha == got_sha,
+        format!("checksum mismatch: sent {sent_sha}, got {got_sha}"),
+    )?;
     println!(
         "  {} bytes in {:.2?} ({:.0} MB/s), durable at the receiver",
         received.len,
@@ -213,14 +226,22 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    wait_for("stream frames", || !frames.lock().expect("frames").is_empty())?;
+    wait_for("stream frames", || {
+        !frames.lock().expect("frames").is_empty()
+    })?;
     std::thread::sleep(Duration::from_millis(50));
     let got = frames.lock().expect("frames").clone();
-    check(got.iter().all(|&(_, life)| life > 0), "a stream frame was delivered past its lifetime")?;
+    check(
+        got.iter().all(|&(_, life)| life > 0),
+        "a stream frame was delivered past its lifetime",
+    )?;
     let mut sequences: Vec<u32> = got.iter().map(|&(s, _)| s).collect();
     sequences.sort_unstable();
     sequences.dedup();
-    check(sequences.len() == got.len(), "a stream frame was delivered twice")?;
+    check(
+        sequences.len() == got.len(),
+        "a stream frame was delivered twice",
+    )?;
     let stats_b = station_b.stats().map_err(|e| e.to_string())?;
     println!(
         "  delivered {} of {} (lifetime left at delivery: {}..={} cycles), expired {}, overrun {}, acks sent for streams: none",
@@ -235,13 +256,23 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
     // Trace: one packet's route, from TRACE_REPORT.
     println!("\n[trace] one traced packet");
     let outcome = station_a
-        .send_and_wait(Outgoing::to_station(2, ALICE, "traced hello").traced().route(4242), WAIT)
+        .send_and_wait(
+            Outgoing::to_station(2, ALICE, "traced hello")
+                .traced()
+                .route(4242),
+            WAIT,
+        )
         .map_err(|e| format!("traced message failed: {e}"))?;
-    check(outcome == Outcome::Delivered, format!("traced message: {outcome:?}"))?;
+    check(
+        outcome == Outcome::Delivered,
+        format!("traced message: {outcome:?}"),
+    )?;
     let mut routes = Vec::new();
     wait_for("trace reports", || {
         routes = station_b
-            .traces(TraceKeyQuery { route_id: Some(4242) })
+            .traces(TraceKeyQuery {
+                route_id: Some(4242),
+            })
             .unwrap_or_default();
         routes.iter().any(|(_, hops)| {
             hops.first().map(|h| h.node) == Some(1) && hops.iter().any(|h| h.node == 2)
@@ -255,16 +286,26 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
         for hop in hops {
             let events: Vec<&str> = hop.events.iter().map(|e| e.name()).collect();
             match hop.next_hop {
-                Some(next) => println!("    station {} [{}] -> station {next}", hop.node, events.join(", ")),
+                Some(next) => println!(
+                    "    station {} [{}] -> station {next}",
+                    hop.node,
+                    events.join(", ")
+                ),
                 None => println!("    station {} [{}]", hop.node, events.join(", ")),
             }
         }
     }
 
     // Reporter: statistics are just another message flow (port 2).
-    println!("\n[reporter] station 2's statistics, asked over the bus (port {})", registry::REPORTER);
+    println!(
+        "\n[reporter] station 2's statistics, asked over the bus (port {})",
+        registry::REPORTER
+    );
     let payload = station_a
-        .request(Outgoing::to_station(2, registry::REPORTER, Vec::new()), WAIT)
+        .request(
+            Outgoing::to_station(2, registry::REPORTER, Vec::new()),
+            WAIT,
+        )
         .map_err(|e| format!("reporter request failed: {e}"))?;
     let report = Report::decode(&payload).map_err(|e| format!("bad report: {e}"))?;
     for name in [
@@ -281,8 +322,14 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
     ] {
         println!("  {name:<22} {}", report.counter(name).unwrap_or(0));
     }
-    check(report.counter("bulk_received") == Some(1), "the reporter did not count the bulk object")?;
-    check(report.counter("frames_malformed") == Some(0), "malformed frames on a clean link")?;
+    check(
+        report.counter("bulk_received") == Some(1),
+        "the reporter did not count the bulk object",
+    )?;
+    check(
+        report.counter("frames_malformed") == Some(0),
+        "malformed frames on a clean link",
+    )?;
 
     station_a.shutdown();
     station_b.shutdown();
@@ -292,7 +339,8 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
 
 fn write_generated(path: &PathBuf, len: u64) -> Result<(), String> {
     use std::io::Write;
-    let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut block = vec![0u8; 1 << 16];

@@ -50,7 +50,7 @@ pub type LinkId = u32;
 pub const LOOPBACK: LinkId = u32::MAX;
 
 /// Epochs (incarnations) of one sender whose receive windows are kept.
-const EPOCHS_KEPT: usize = 4;
+const EPOCHS_KEPT: usize = 8;
 /// Events queued at most; more are dropped and counted.
 const EVENTS_MAX: usize = 65_536;
 /// Deliveries kept in the built-in delivery log (port 1's ring).
@@ -373,6 +373,9 @@ pub struct Bus {
     pacer: Pacer,
     stream_plans: BTreeMap<(u16, u32), StreamPlan>,
     journal_out: Vec<JournalEntry>,
+    /// Epochs whose channel sequences this station may still have pending: its own
+    /// incarnation, plus those of messages restored from a durable outbox.
+    known_epochs: BTreeSet<u32>,
 }
 
 #[derive(Debug)]
@@ -438,6 +441,7 @@ impl Bus {
             pacer: Pacer::default(),
             stream_plans: BTreeMap::new(),
             journal_out: Vec::new(),
+            known_epochs: BTreeSet::from([config.incarnation]),
             config,
         })
     }
@@ -1050,6 +1054,7 @@ impl Bus {
                 continue;
             };
             let header = view.header();
+            self.known_epochs.insert((header.request_id >> 32) as u32);
             let pending = Pending {
                 header,
                 payload: view.payload().to_vec(),
@@ -2103,13 +2108,9 @@ impl Bus {
             }
         };
         let origin = header.sender_id;
-        if let Some(known) = self.topology.station(origin) {
-            if advert.incarnation > known.advert.incarnation {
-                // The origin restarted without its state: its old receive windows and our
-                // channel state towards it are meaningless now.
-                self.windows.remove(&origin);
-            }
-        }
+        // A restarted origin (higher incarnation) keeps its old receive windows here: with a
+        // durable outbox it resends old-epoch messages, which must still be suppressed. The
+        // windows of old epochs are evicted oldest first (EPOCHS_KEPT per sender).
         match self.topology.handle_advert(self.now, origin, advert) {
             AdvertOutcome::Accepted => {
                 self.stats.adverts_accepted += 1;
@@ -2328,7 +2329,7 @@ impl Bus {
             self.stats.control_malformed += 1;
             return;
         };
-        if header.sequence != self.config.incarnation {
+        if !self.known_epochs.contains(&header.sequence) {
             return; // An ACK for a channel of an earlier incarnation of this station.
         }
         let destination = header.sender_id;
@@ -2373,7 +2374,7 @@ impl Bus {
             self.stats.control_malformed += 1;
             return;
         };
-        if header.sequence != self.config.incarnation {
+        if !self.known_epochs.contains(&header.sequence) {
             return;
         }
         self.dead_letter(header.sender_id, nack.seq, nack.reason);
@@ -2384,7 +2385,7 @@ impl Bus {
             self.stats.control_malformed += 1;
             return;
         };
-        if header.sequence != self.config.incarnation {
+        if !self.known_epochs.contains(&header.sequence) {
             return;
         }
         self.stats.busy_received += 1;
@@ -2768,11 +2769,13 @@ impl Bus {
         } else {
             self.next_hop_link(destination)
         };
+        // Only segments handed to a link count as sent; without a route the segment waits for
+        // the stall timer like a lost one.
         match link {
-            Some(link) => {
-                self.encode_to(link, &header, &data);
-                self.stats.bulk_segments_sent += 1;
+            Some(link) if self.encode_to(link, &header, &data) => {
+                self.stats.bulk_segments_sent += 1
             }
+            Some(_) => {}
             None => self.stats.no_route += 1,
         }
         if let Some(f) = self

@@ -123,7 +123,10 @@ pub struct Report {
 impl Report {
     /// The counter named `name`.
     pub fn counter(&self, name: &str) -> Option<u64> {
-        self.counters.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 
     /// Decodes the Reporter's payload:

@@ -6,7 +6,7 @@
 //! ```text
 //! kind u8 | len u32 | body (len bytes) | crc32c u32 (over kind, len and body)
 //! kind 1 SEND: request_id u64 | destination u32 | seq u32 | frame (the encoded frame)
-//! kind 2 DONE: request_id u64
+//! kind 2 DONE: request_id u64 | destination u32
 //! kind 3 MARK: next_request u32 | n u32 | (destination u32 | next_seq u32) × n
 //! ```
 //!
@@ -49,8 +49,8 @@ pub struct Outbox {
     path: PathBuf,
     file: File,
     incarnation: u32,
-    live: HashMap<u64, JournalEntry>,
-    order: Vec<u64>,
+    live: HashMap<(u64, u32), JournalEntry>,
+    order: Vec<(u64, u32)>,
     next_request: u32,
     next_seqs: BTreeMap<u32, u32>,
     records: usize,
@@ -70,7 +70,7 @@ impl Outbox {
             File::open(path)?.read_to_end(&mut bytes)?;
         }
         let mut state = OutboxState::default();
-        let mut live: HashMap<u64, JournalEntry> = HashMap::new();
+        let mut live: HashMap<(u64, u32), JournalEntry> = HashMap::new();
         let mut order = Vec::new();
         let mut records = 0;
         let mut valid = 0;
@@ -160,17 +160,21 @@ impl Outbox {
         self.next_request = self.next_request.max(counter.wrapping_add(1));
         let next = self.next_seqs.entry(entry.destination).or_default();
         *next = (*next).max(entry.seq.wrapping_add(1));
-        self.live.insert(entry.request_id, entry.clone());
-        self.order.push(entry.request_id);
+        let key = (entry.request_id, entry.destination);
+        self.live.insert(key, entry.clone());
+        self.order.push(key);
         true
     }
 
-    /// Records that a message was acknowledged or dead-lettered.
-    pub fn resolved(&mut self, request_id: u64) {
-        if self.live.remove(&request_id).is_none() {
+    /// Records that the copy of a message for `destination` was acknowledged or dead-lettered.
+    pub fn resolved(&mut self, request_id: u64, destination: u32) {
+        if self.live.remove(&(request_id, destination)).is_none() {
             return;
         }
-        let _ = self.append(2, &request_id.to_le_bytes());
+        let mut body = [0u8; 12];
+        body[..8].copy_from_slice(&request_id.to_le_bytes());
+        body[8..].copy_from_slice(&destination.to_le_bytes());
+        let _ = self.append(2, &body);
         if self.records >= COMPACT_AFTER_RECORDS && self.live.len() * 4 < self.records {
             let _ = self.compact();
         }
@@ -251,8 +255,8 @@ fn apply(
     kind: u8,
     body: &[u8],
     state: &mut OutboxState,
-    live: &mut HashMap<u64, JournalEntry>,
-    order: &mut Vec<u64>,
+    live: &mut HashMap<(u64, u32), JournalEntry>,
+    order: &mut Vec<(u64, u32)>,
 ) {
     let u32_at = |i: usize| {
         body.get(i..i + 4)
@@ -278,12 +282,12 @@ fn apply(
             state.next_request = state.next_request.max((request_id as u32).wrapping_add(1));
             let next = state.next_seqs.entry(destination).or_default();
             *next = (*next).max(seq.wrapping_add(1));
-            live.insert(request_id, entry);
-            order.push(request_id);
+            live.insert((request_id, destination), entry);
+            order.push((request_id, destination));
         }
         2 => {
-            if let Some(request_id) = u64_at(0) {
-                live.remove(&request_id);
+            if let (Some(request_id), Some(destination)) = (u64_at(0), u32_at(8)) {
+                live.remove(&(request_id, destination));
             }
         }
         3 => {
@@ -327,8 +331,8 @@ mod tests {
             assert!(outbox.journal(&entry((42 << 32) | 1, 7, 0)));
             assert!(outbox.journal(&entry((42 << 32) | 2, 7, 1)));
             assert!(outbox.journal(&entry((42 << 32) | 3, 9, 0)));
-            outbox.resolved((42 << 32) | 2);
-            outbox.resolved((42 << 32) | 3);
+            outbox.resolved((42 << 32) | 2, 7);
+            outbox.resolved((42 << 32) | 3, 9);
         }
         // A torn tail record is ignored.
         let mut bytes = std::fs::read(&path).unwrap();

@@ -279,19 +279,22 @@ impl StationBuilder {
         let (outbox, restored) = match &outbox_path {
             Some(path) => {
                 let (mut outbox, state) = Outbox::open(path).map_err(storage_error(path))?;
+                config.incarnation =
+                    fresh_incarnation(&spool_dir).map_err(storage_error(&spool_dir))?;
                 if state.incarnation == 0 {
                     outbox
-                        .set_incarnation(fresh_incarnation())
+                        .set_incarnation(config.incarnation)
                         .map_err(storage_error(path))?;
                 }
                 config.durable_outbox = true;
-                // The durable outbox keeps the incarnation: resent messages keep their ids
-                // and sequences, so receivers suppress the duplicates.
-                config.incarnation = outbox.incarnation();
+                // Every start has a new incarnation; restored messages keep their original
+                // request ids (old epoch) and channel sequences, so receivers suppress the
+                // duplicates of what they handled before the crash.
                 (Some(outbox), Some(state))
             }
             None => {
-                config.incarnation = fresh_incarnation();
+                config.incarnation =
+                    fresh_incarnation(&spool_dir).map_err(storage_error(&spool_dir))?;
                 (None, None)
             }
         };
@@ -376,14 +379,26 @@ impl StationBuilder {
     }
 }
 
-/// An incarnation for a start without restored state: seconds since 2020 (so it grows across
-/// restarts on a machine with a sane clock), never 0.
-fn fresh_incarnation() -> u32 {
+/// An incarnation for a start without restored state. It must grow on every start, so it is
+/// the larger of (the last one recorded in `dir/incarnation`) + 1 and the seconds since 2020,
+/// and it is recorded before the station starts.
+fn fresh_incarnation(dir: &Path) -> io::Result<u32> {
+    let path = dir.join("incarnation");
+    let last = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    (since_epoch.saturating_sub(1_577_836_800) as u32).max(1)
+    let clock = since_epoch.saturating_sub(1_577_836_800) as u32;
+    let next = last.saturating_add(1).max(clock).max(1);
+    let temp = dir.join("incarnation.tmp");
+    std::fs::write(&temp, next.to_string())?;
+    File::open(&temp)?.sync_all()?;
+    std::fs::rename(&temp, &path)?;
+    Ok(next)
 }
 
 /// A running station.
@@ -666,6 +681,8 @@ struct Shard {
     file_tag: u64,
     sources: HashMap<u64, BulkWaiter>,
     send_waiters: HashMap<u64, SyncSender<Result<Outcome, StationError>>>,
+    /// With the durable outbox, `send` returns only once the message is journaled.
+    journal_waiters: HashMap<u64, SyncSender<Result<u64, StationError>>>,
     request_waiters: HashMap<u32, SyncSender<Result<Vec<u8>, StationError>>>,
     ready_io: VecDeque<(IoId, IoOutcome)>,
     recycled: Vec<Vec<u8>>,
@@ -693,6 +710,7 @@ impl Shard {
             file_tag: 0,
             sources: HashMap::new(),
             send_waiters: HashMap::new(),
+            journal_waiters: HashMap::new(),
             request_waiters: HashMap::new(),
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
@@ -808,7 +826,11 @@ impl Shard {
                         if let (Some(waiter), true) = (waiter, ack) {
                             self.send_waiters.insert(request_id, waiter);
                         }
-                        let _ = id.try_send(Ok(request_id));
+                        if ack && self.outbox.is_some() {
+                            self.journal_waiters.insert(request_id, id);
+                        } else {
+                            let _ = id.try_send(Ok(request_id));
+                        }
                     }
                     Err(e) => {
                         let _ = id.try_send(Err(e.into()));
@@ -1185,9 +1207,13 @@ impl Shard {
     fn drain_events(&mut self) {
         while let Some(event) = self.bus.poll_event() {
             match event {
-                Event::Delivered { request_id, .. } => {
+                Event::Delivered {
+                    request_id,
+                    destination,
+                    ..
+                } => {
                     if let Some(outbox) = self.outbox.as_mut() {
-                        outbox.resolved(request_id);
+                        outbox.resolved(request_id, destination);
                     }
                     if let Some(waiter) = self.send_waiters.remove(&request_id) {
                         let _ = waiter.try_send(Ok(Outcome::Delivered));
@@ -1195,7 +1221,7 @@ impl Shard {
                 }
                 Event::DeadLettered { record, .. } => {
                     if let Some(outbox) = self.outbox.as_mut() {
-                        outbox.resolved(record.request_id);
+                        outbox.resolved(record.request_id, record.destination);
                     }
                     if let Some(waiter) = self.send_waiters.remove(&record.request_id) {
                         let _ = waiter.try_send(Ok(Outcome::DeadLettered(record)));
@@ -1244,6 +1270,13 @@ impl Shard {
         for entry in self.bus.take_journal() {
             let ok = outbox.journal(&entry);
             self.bus.journaled(entry.destination, entry.seq, ok);
+            if let Some(waiter) = self.journal_waiters.remove(&entry.request_id) {
+                let _ = waiter.try_send(if ok {
+                    Ok(entry.request_id)
+                } else {
+                    Err(StationError::DeadLettered(Reason::StorageFailed))
+                });
+            }
         }
     }
 }
