@@ -3,6 +3,7 @@
 //! the [`Station`] embedding API. The core (`crate::core`) never imports anything from here.
 
 pub mod clock;
+pub mod link;
 pub mod net;
 pub mod outbox;
 pub mod poll;
@@ -10,5 +11,6 @@ pub mod reactor;
 pub mod spool;
 pub mod station;
 
+pub use link::{ExternalLink, ExternalListener};
 pub use reactor::Backend;
 pub use station::{BulkHandle, Outcome, Station, StationBuilder, StationError, TraceKeyQuery};

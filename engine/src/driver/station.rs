@@ -27,6 +27,7 @@ use crate::core::wire::stream::{PREFIX_LEN, StreamDecoder};
 use crate::core::{Bus, BusConfig, Event, Instant, LinkId, Outgoing, Progress, Service, Tee};
 
 use super::clock::Clock;
+use super::link::{ExternalLink, ExternalListener};
 use super::outbox::Outbox;
 use super::reactor::{self, Backend, IoEvent, Reactor, Token, Waker};
 use super::spool::Spool;
@@ -141,9 +142,23 @@ pub struct StationBuilder {
     tees: Vec<(u16, Box<dyn Tee>)>,
     collect_traces: bool,
     name: String,
+    external_links: Vec<Box<dyn ExternalLink>>,
+    external_listeners: Vec<Box<dyn ExternalListener>>,
 }
 
 impl StationBuilder {
+    /// Adds a link of a non-socket transport (WebSocket, serial, shared memory, file, memory).
+    pub fn link(mut self, link: Box<dyn ExternalLink>) -> Self {
+        self.external_links.push(link);
+        self
+    }
+
+    /// Adds a listener of a non-socket transport; every link it accepts joins the station.
+    pub fn listener(mut self, listener: Box<dyn ExternalListener>) -> Self {
+        self.external_listeners.push(listener);
+        self
+    }
+
     /// Sets the station id (default 1).
     pub fn id(mut self, id: u32) -> Self {
         let keep = self.config.clone();
@@ -264,6 +279,8 @@ impl StationBuilder {
             tees,
             collect_traces,
             name,
+            external_links,
+            external_listeners,
         } = self;
         let spool_dir = spool_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("tamtam-spool-{}", config.station_id))
@@ -353,6 +370,10 @@ impl StationBuilder {
         for addr in connect_tcp {
             shard.reconnects.push((StdInstant::now(), addr, 0));
         }
+        for link in external_links {
+            shard.add_external(link);
+        }
+        shard.external_listeners = external_listeners;
         let (commands, inbox) = mpsc::channel();
         let waker = reactor.waker();
         let station_id = config.station_id;
@@ -458,6 +479,8 @@ impl Station {
             tees: Vec::new(),
             collect_traces: false,
             name: String::new(),
+            external_links: Vec::new(),
+            external_listeners: Vec::new(),
         }
     }
 
@@ -637,6 +660,7 @@ enum LinkIo {
     Udp {
         peer: SocketAddr,
     },
+    External(Box<dyn ExternalLink>),
 }
 
 enum FileWait {
@@ -686,6 +710,7 @@ struct Shard {
     request_waiters: HashMap<u32, SyncSender<Result<Vec<u8>, StationError>>>,
     ready_io: VecDeque<(IoId, IoOutcome)>,
     recycled: Vec<Vec<u8>>,
+    external_listeners: Vec<Box<dyn ExternalListener>>,
     stop: bool,
 }
 
@@ -714,8 +739,61 @@ impl Shard {
             request_waiters: HashMap::new(),
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
+            external_listeners: Vec::new(),
             stop: false,
         }
+    }
+
+    fn add_external(&mut self, link: Box<dyn ExternalLink>) {
+        let id = self.bus.add_link(self.clock.now());
+        self.links.insert(id, LinkIo::External(link));
+    }
+
+    /// Accepts from external listeners and drains external links into the bus.
+    fn poll_external(&mut self) {
+        let mut accepted = Vec::new();
+        for listener in &mut self.external_listeners {
+            for _ in 0..16 {
+                match listener.accept() {
+                    Ok(Some(link)) => accepted.push(link),
+                    Ok(None) => break,
+                    Err(e) => {
+                        eprintln!("tamtam: listener {} failed: {e}", listener.describe());
+                        break;
+                    }
+                }
+            }
+        }
+        for link in accepted {
+            self.add_external(link);
+        }
+        let ids: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| matches!(l, LinkIo::External(_)))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let now = self.clock.now();
+            let Some(LinkIo::External(link)) = self.links.get_mut(&id) else {
+                continue;
+            };
+            let bus = &mut self.bus;
+            let result = link.poll_recv(1024, &mut |frame| bus.handle_frame(now, id, frame));
+            if let Err(e) = result {
+                eprintln!("tamtam: link {} closed: {e}", link.describe());
+                self.links.remove(&id);
+                self.bus.remove_link(id);
+            }
+        }
+    }
+
+    fn has_external(&self) -> bool {
+        !self.external_listeners.is_empty()
+            || self
+                .links
+                .values()
+                .any(|l| matches!(l, LinkIo::External(_)))
     }
 
     fn restore(&mut self, state: OutboxState) {
@@ -750,6 +828,7 @@ impl Shard {
                 break;
             }
             self.start_reconnects(reactor.as_mut());
+            self.poll_external();
             let mut events = Vec::new();
             let result = reactor.poll(timeout, &mut |event| events.push(OwnedEvent::from(event)));
             if let Err(e) = result {
@@ -788,6 +867,10 @@ impl Shard {
                     let mut wait = until.saturating_since(now);
                     if !self.reconnects.is_empty() {
                         wait = wait.min(crate::core::Duration::from_millis(50));
+                    }
+                    if self.has_external() {
+                        // External links have no readiness in the reactor: poll them often.
+                        wait = wait.min(crate::core::Duration::from_millis(1));
                     }
                     Some(StdDuration::from_nanos(
                         wait.as_nanos()
@@ -1078,8 +1161,32 @@ impl Shard {
                         let _ = reactor.send_datagram(udp, *peer, t.frame);
                     }
                 }
+                Some(LinkIo::External(_)) => {
+                    let failed = match self.links.get_mut(&t.link) {
+                        Some(LinkIo::External(link)) => link.send(&t.frame).is_err(),
+                        _ => false,
+                    };
+                    if failed {
+                        self.links.remove(&t.link);
+                        self.bus.remove_link(t.link);
+                    }
+                    self.bus.recycle(t.frame);
+                }
                 None => self.bus.recycle(t.frame),
             }
+        }
+        let mut dead = Vec::new();
+        for (&id, link) in &mut self.links {
+            if let LinkIo::External(link) = link {
+                if let Err(e) = link.flush() {
+                    eprintln!("tamtam: link {} closed: {e}", link.describe());
+                    dead.push(id);
+                }
+            }
+        }
+        for id in dead {
+            self.links.remove(&id);
+            self.bus.remove_link(id);
         }
     }
 
