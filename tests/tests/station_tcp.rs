@@ -156,3 +156,67 @@ fn udp_fast_message_with_ack() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn two_core_station_shards_ports_and_answers_as_one_station() {
+    // Goal: a station on two cores behaves as one station. Ports 2000 (even) live on shard 0,
+    // 2001 and 5001 (odd) on shard 1; a remote sender addresses the station's public id, and a
+    // sender inside the station crosses from shard 0 to shard 1 through the SPSC ring.
+    let dir = temp("two-core");
+    let seen: Seen = Arc::default();
+    let files = Arc::new(Mutex::new(Vec::new()));
+    struct Files(Arc<Mutex<Vec<tamtam_engine::core::BulkReceived>>>);
+    impl Service for Files {
+        fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
+        fn on_bulk(&mut self, _: &mut Context<'_>, object: &tamtam_engine::core::BulkReceived) {
+            self.0.lock().unwrap().push(object.clone());
+        }
+    }
+    let b = Station::builder()
+        .id(2)
+        .cores(2)
+        .listen_tcp("127.0.0.1:0".parse().unwrap())
+        .spool_dir(dir.join("spool-b"))
+        .serve(2000, recorder(&seen))
+        .serve(2001, echo())
+        .serve(5001, Files(files.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(b.cores(), 2);
+    let a = Station::builder()
+        .id(1)
+        .connect_tcp(b.local_addrs()[0])
+        .spool_dir(dir.join("spool-a"))
+        .build()
+        .unwrap();
+    a.wait_for_port(2001, WAIT).unwrap();
+    // Station-addressed to a port on shard 1: redirected, and acknowledged as station 2.
+    let reply = a
+        .request(Outgoing::to_station(2, 2001, b"hi".to_vec()), WAIT)
+        .unwrap();
+    assert_eq!(reply, b"echo:hi");
+    let outcome = a
+        .send_and_wait(Outgoing::to_station(2, 2000, b"zero".to_vec()), WAIT)
+        .unwrap();
+    assert_eq!(outcome, Outcome::Delivered);
+    // Service-addressed: discovery names shard 1 as the server.
+    let reply = a
+        .request(Outgoing::to_service(2001, b"svc".to_vec()), WAIT)
+        .unwrap();
+    assert_eq!(reply, b"echo:svc");
+    // Bulk to a port on shard 1.
+    let object: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
+    let source = dir.join("object.bin");
+    std::fs::write(&source, &object).unwrap();
+    a.send_file(2, 5001, &source).unwrap().wait(WAIT).unwrap();
+    assert!(wait_until(|| !files.lock().unwrap().is_empty()));
+    let key = files.lock().unwrap()[0].spool_key.clone();
+    assert!(std::fs::read(b.spool_dir().join(key)).unwrap() == object);
+    // Inside the station: the API (shard 0) to its own port on shard 1.
+    let reply = b
+        .request(Outgoing::to_station(2, 2001, b"self".to_vec()), WAIT)
+        .unwrap();
+    assert_eq!(reply, b"echo:self");
+    assert_eq!(seen.lock().unwrap().as_slice(), &[b"zero".to_vec()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

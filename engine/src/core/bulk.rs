@@ -365,6 +365,8 @@ pub struct InTransfer {
     pub touched_at: Instant,
     /// Trace requested.
     pub trace: bool,
+    /// The identity the offer was addressed to; maps and NACKs are sent as it.
+    pub as_id: u32,
 }
 
 /// The stable spool key of an object: the same object offered again by the same sender (after

@@ -237,8 +237,9 @@ struct Inbound {
     header: Header,
     payload: Vec<u8>,
     received_at: Instant,
-    /// For ACK-required messages: (sender, epoch, seq) to acknowledge after delivery.
-    ack: Option<(u32, u32, u32)>,
+    /// For ACK-required messages: (sender, epoch, seq, answering identity) to acknowledge
+    /// after delivery.
+    ack: Option<(u32, u32, u32, u32)>,
     /// Stream frames: the cycle after which the frame is expired.
     expires_cycle: u64,
 }
@@ -344,8 +345,8 @@ pub struct Bus {
     timers: BinaryHeap<Reverse<(Instant, u32, u32, u8)>>,
     channel_cursor: u32,
 
-    windows: HashMap<u32, SenderWindows>,
-    acks_due: BTreeMap<(u32, u32), Vec<u32>>,
+    windows: HashMap<(u32, u32), SenderWindows>,
+    acks_due: BTreeMap<(u32, u32, u32), Vec<u32>>,
     control_out: VecDeque<(ControlTarget, Header, Vec<u8>)>,
     forward_out: VecDeque<(LinkId, Vec<u8>)>,
     loopback: VecDeque<Vec<u8>>,
@@ -654,12 +655,26 @@ impl Bus {
             self.handle_advert(link, &header, view.payload(), bytes);
             return;
         }
-        let for_us = header.recipient_id == self.config.station_id
+        let me = self.config.station_id;
+        let alias = self.config.alias;
+        let for_us = header.recipient_id == me
+            || (alias != 0 && header.recipient_id == alias)
             || (header.recipient_id == 0
                 && header.recipient_kind == RecipientKind::Service
                 && self.serves(header.recipient_port));
         if !for_us {
-            self.forward(link, &header, bytes);
+            self.forward(link, &header, bytes, header.recipient_id);
+            return;
+        }
+        // The identity this frame was addressed to, and the one answers come from.
+        let as_id = if alias != 0 && header.recipient_id == alias {
+            alias
+        } else {
+            me
+        };
+        if let Some(owner) = self.sibling_owner(&header) {
+            // Shard 0 hands frames for ports another shard owns to that shard unchanged.
+            self.forward(link, &header, bytes, owner);
             return;
         }
         let traced = header.flags.contains(Flags::TRACE_REQUESTED);
@@ -672,17 +687,39 @@ impl Bus {
             (Lane::Fast, PacketType::Nack) => self.handle_nack(&header, payload),
             (Lane::Fast, PacketType::Busy) => self.handle_busy(&header, payload),
             (Lane::Fast, PacketType::Data | PacketType::Audit) => {
-                self.handle_data(&header, payload)
+                self.handle_data(&header, payload, as_id)
             }
-            (Lane::Fast, PacketType::Control) => self.handle_control(&header, payload),
+            (Lane::Fast, PacketType::Control) => self.handle_control(&header, payload, as_id),
             (Lane::Stream, PacketType::Stream) => self.handle_stream(&header, payload),
-            (Lane::Bulk, PacketType::Control) => self.handle_bulk_offer(&header, payload),
+            (Lane::Bulk, PacketType::Control) => self.handle_bulk_offer(&header, payload, as_id),
             (Lane::Bulk, PacketType::Data) => self.handle_bulk_segment(&header, payload),
             (Lane::Bulk, PacketType::Ack) => self.handle_bulk_map(&header, payload),
             (Lane::Bulk, PacketType::Nack) => self.handle_bulk_nack(&header, payload),
             (Lane::Bulk, PacketType::Busy) => self.handle_bulk_busy(&header),
             _ => self.stats.control_malformed += 1,
         }
+    }
+
+    /// On shard 0 of a multi-shard station: the shard station that owns the port a frame
+    /// addressed to the station is for (service traffic only; ACKs and control answers
+    /// addressed to the station belong to shard 0's own channels).
+    fn sibling_owner(&self, header: &Header) -> Option<u32> {
+        let config = &self.config;
+        if config.shards <= 1 || config.shard_index != 0 || header.recipient_id != config.station_id
+        {
+            return None;
+        }
+        let service_traffic = matches!(
+            (header.lane, header.packet_type),
+            (
+                Lane::Fast,
+                PacketType::Data | PacketType::Audit | PacketType::Control
+            ) | (Lane::Stream, PacketType::Stream)
+                | (Lane::Bulk, PacketType::Data | PacketType::Control)
+        );
+        let owner = super::config::shard_of(header.recipient_port, config.shards);
+        (service_traffic && owner != 0)
+            .then(|| super::config::shard_station(config.station_id, owner))
     }
 
     /// Handles the completion of I/O request `id`.
@@ -1662,8 +1699,8 @@ impl Bus {
         } else {
             self.stats.delivered += 1;
         }
-        if let Some((sender, epoch, seq)) = inbound.ack {
-            if let Some(window) = self.windows.get_mut(&sender).and_then(|w| {
+        if let Some((sender, epoch, seq, as_id)) = inbound.ack {
+            if let Some(window) = self.windows.get_mut(&(sender, as_id)).and_then(|w| {
                 w.epochs
                     .iter_mut()
                     .find(|(e, _)| *e == epoch)
@@ -1671,7 +1708,10 @@ impl Bus {
             }) {
                 window.deliver(seq);
             }
-            self.acks_due.entry((sender, epoch)).or_default().push(seq);
+            self.acks_due
+                .entry((sender, epoch, as_id))
+                .or_default()
+                .push(seq);
             if header.flags.contains(Flags::TRACE_REQUESTED) {
                 self.trace(&header, TraceEvent::Done, 0, 0, 0);
                 self.trace(&header, TraceEvent::AckSent, 0, 0, 0);
@@ -1770,11 +1810,11 @@ impl Bus {
 
     fn queue_acks(&mut self) {
         let acks = std::mem::take(&mut self.acks_due);
-        for ((sender, epoch), seqs) in acks {
+        for ((sender, epoch, as_id), seqs) in acks {
             for chunk in seqs.chunks(ACK_SEQS_MAX) {
                 let header = Header {
                     sequence: epoch,
-                    ..self.reply_header(Lane::Fast, PacketType::Ack, sender)
+                    ..self.reply_header(Lane::Fast, PacketType::Ack, sender, as_id)
                 };
                 let payload = AckList {
                     seqs: chunk.to_vec(),
@@ -1787,10 +1827,12 @@ impl Bus {
         }
     }
 
-    fn reply_header(&mut self, lane: Lane, packet_type: PacketType, to: u32) -> Header {
+    /// A header for a frame answering station `to`, sent as identity `from` (this station's
+    /// id, or its public alias when the answered frame was addressed to that).
+    fn reply_header(&mut self, lane: Lane, packet_type: PacketType, to: u32, from: u32) -> Header {
         Header {
             recipient_id: to,
-            sender_id: self.config.station_id,
+            sender_id: from,
             hop_limit: self.config.hop_limit,
             ..Header::new(lane, packet_type)
         }
@@ -2142,16 +2184,16 @@ impl Bus {
         }
     }
 
-    fn forward(&mut self, link: LinkId, header: &Header, bytes: &[u8]) {
+    fn forward(&mut self, link: LinkId, header: &Header, bytes: &[u8], target: u32) {
         let traced = header.flags.contains(Flags::TRACE_REQUESTED);
-        if header.hop_limit == 0 || header.recipient_id == 0 {
+        if header.hop_limit == 0 || target == 0 {
             self.stats.hop_limit_drops += 1;
             if traced {
                 self.trace(header, TraceEvent::Dropped, Reason::HopLimit as u16, 0, 0);
             }
             return;
         }
-        let Some(out) = self.next_hop_link(header.recipient_id) else {
+        let Some(out) = self.next_hop_link(target) else {
             self.stats.no_route += 1;
             if traced {
                 self.trace(header, TraceEvent::Dropped, Reason::NoRoute as u16, 0, 0);
@@ -2195,13 +2237,14 @@ impl Bus {
         self.forward_out.push_back((out, buffer));
     }
 
-    fn window_for(&mut self, sender: u32, epoch: u32) -> Option<&mut ReceiveWindow> {
-        if !self.windows.contains_key(&sender) && self.windows.len() >= self.config.stations_max {
+    fn window_for(&mut self, sender: u32, as_id: u32, epoch: u32) -> Option<&mut ReceiveWindow> {
+        let key = (sender, as_id);
+        if !self.windows.contains_key(&key) && self.windows.len() >= self.config.stations_max {
             return None;
         }
         let windows = self
             .windows
-            .entry(sender)
+            .entry(key)
             .or_insert_with(|| SenderWindows { epochs: Vec::new() });
         if let Some(i) = windows.epochs.iter().position(|(e, _)| *e == epoch) {
             return Some(&mut windows.epochs[i].1);
@@ -2222,21 +2265,24 @@ impl Bus {
         windows.epochs.last_mut().map(|(_, w)| w)
     }
 
-    fn handle_data(&mut self, header: &Header, payload: &[u8]) {
+    fn handle_data(&mut self, header: &Header, payload: &[u8], as_id: u32) {
         let port = header.recipient_port;
         let sender = header.sender_id;
         let ack_required = header.flags.contains(Flags::ACK_REQUIRED);
         let epoch = (header.request_id >> 32) as u32;
         let seq = header.sequence;
         if ack_required {
-            let Some(window) = self.window_for(sender, epoch) else {
+            let Some(window) = self.window_for(sender, as_id, epoch) else {
                 self.stats.stale_epoch_drops += 1;
                 return;
             };
             match window.classify(seq) {
                 Verdict::DeliveredBefore => {
                     self.stats.duplicates += 1;
-                    self.acks_due.entry((sender, epoch)).or_default().push(seq);
+                    self.acks_due
+                        .entry((sender, epoch, as_id))
+                        .or_default()
+                        .push(seq);
                     return;
                 }
                 Verdict::Queued => {
@@ -2252,7 +2298,7 @@ impl Bus {
             || (header.flags.contains(Flags::REPLY) && port == super::service::CLIENT_PORT);
         if !served {
             if ack_required {
-                self.send_nack(header, Reason::NoSuchPort);
+                self.send_nack(header, Reason::NoSuchPort, as_id);
             }
             if header.flags.contains(Flags::TRACE_REQUESTED) {
                 self.trace(header, TraceEvent::Dropped, Reason::NoSuchPort as u16, 0, 0);
@@ -2269,7 +2315,7 @@ impl Bus {
                     sequence: epoch,
                     request_id: header.request_id,
                     route_id: header.route_id,
-                    ..self.reply_header(Lane::Fast, PacketType::Busy, sender)
+                    ..self.reply_header(Lane::Fast, PacketType::Busy, sender, as_id)
                 };
                 let busy = Busy {
                     seq,
@@ -2294,11 +2340,11 @@ impl Bus {
             header: *header,
             payload: payload.to_vec(),
             received_at: self.now,
-            ack: ack_required.then_some((sender, epoch, seq)),
+            ack: ack_required.then_some((sender, epoch, seq, as_id)),
             expires_cycle: 0,
         });
         if ack_required {
-            if let Some(window) = self.window_for(sender, epoch) {
+            if let Some(window) = self.window_for(sender, as_id, epoch) {
                 window.accept(seq);
             }
         }
@@ -2307,13 +2353,13 @@ impl Bus {
         }
     }
 
-    fn send_nack(&mut self, header: &Header, reason: Reason) {
+    fn send_nack(&mut self, header: &Header, reason: Reason, as_id: u32) {
         self.stats.nacks_sent += 1;
         let reply = Header {
             sequence: (header.request_id >> 32) as u32,
             request_id: header.request_id,
             route_id: header.route_id,
-            ..self.reply_header(header.lane, PacketType::Nack, header.sender_id)
+            ..self.reply_header(header.lane, PacketType::Nack, header.sender_id, as_id)
         };
         let nack = Nack {
             seq: header.sequence,
@@ -2409,7 +2455,7 @@ impl Bus {
             .push(Reverse((now + backoff, header.sender_id, busy.seq, marker)));
     }
 
-    fn handle_control(&mut self, header: &Header, payload: &[u8]) {
+    fn handle_control(&mut self, header: &Header, payload: &[u8], as_id: u32) {
         if header.recipient_port == registry::TRACE_REPORT {
             match TraceReport::decode(payload) {
                 Ok(report) => {
@@ -2424,7 +2470,7 @@ impl Bus {
         // Other control traffic for a served port is delivered like data, without ACK.
         let mut data = *header;
         data.flags = data.flags.without(Flags::ACK_REQUIRED);
-        self.handle_data(&data, payload);
+        self.handle_data(&data, payload, as_id);
     }
 
     fn handle_stream(&mut self, header: &Header, payload: &[u8]) {
@@ -2573,11 +2619,12 @@ impl Bus {
         to: u32,
         transfer: u64,
         port: u16,
+        from: u32,
     ) -> Header {
         Header {
             recipient_port: port,
             request_id: transfer,
-            ..self.reply_header(Lane::Bulk, packet_type, to)
+            ..self.reply_header(Lane::Bulk, packet_type, to, from)
         }
     }
 
@@ -2607,7 +2654,8 @@ impl Bus {
                     }
                     t.offer_sent_at = Some(now);
                     let (dest, port, payload) = (t.destination, t.port, t.offer.encode());
-                    let header = self.bulk_header(PacketType::Control, dest, id, port);
+                    let me = self.config.station_id;
+                    let header = self.bulk_header(PacketType::Control, dest, id, port, me);
                     self.control_out
                         .push_back((ControlTarget::Station(dest), header, payload));
                     work += 1;
@@ -2632,7 +2680,8 @@ impl Bus {
                     // Ask for the map again too: it may be the map that was lost.
                     t.offer_sent_at = Some(now);
                     let (dest, port, payload) = (t.destination, t.port, t.offer.encode());
-                    let header = self.bulk_header(PacketType::Control, dest, id, port);
+                    let me = self.config.station_id;
+                    let header = self.bulk_header(PacketType::Control, dest, id, port, me);
                     self.control_out
                         .push_back((ControlTarget::Station(dest), header, payload));
                     work += 1;
@@ -2879,7 +2928,7 @@ impl Bus {
     }
 
     /// Receiver: an offer opens (or resumes) a transfer, or asks again for its map.
-    fn handle_bulk_offer(&mut self, header: &Header, payload: &[u8]) {
+    fn handle_bulk_offer(&mut self, header: &Header, payload: &[u8], as_id: u32) {
         let offer = match BulkOffer::decode(payload) {
             Ok(offer) => offer,
             Err(_) => {
@@ -2919,11 +2968,11 @@ impl Bus {
                 request_id: header.request_id,
                 ..*header
             };
-            self.send_nack(&h, Reason::NoSuchPort);
+            self.send_nack(&h, Reason::NoSuchPort, as_id);
             return;
         }
         if offer.segment_len > self.config.payload_len_max {
-            self.send_nack(header, Reason::TooLarge);
+            self.send_nack(header, Reason::TooLarge, as_id);
             return;
         }
         let active = self
@@ -2938,6 +2987,7 @@ impl Bus {
                 sender,
                 header.request_id,
                 header.sender_port,
+                as_id,
             );
             let busy = Busy {
                 seq: 0,
@@ -2965,6 +3015,7 @@ impl Bus {
                 map_due: false,
                 touched_at: self.now,
                 trace: header.flags.contains(Flags::TRACE_REQUESTED),
+                as_id,
             },
         );
         self.in_transfer_ids
@@ -3149,8 +3200,8 @@ impl Bus {
             }
             _ => Reason::StorageFailed,
         };
-        let (sender, transfer, port) = (t.sender, t.transfer, t.sender_port);
-        let header = self.bulk_header(PacketType::Nack, sender, transfer, port);
+        let (sender, transfer, port, as_id) = (t.sender, t.transfer, t.sender_port, t.as_id);
+        let header = self.bulk_header(PacketType::Nack, sender, transfer, port, as_id);
         self.stats.nacks_sent += 1;
         let nack = Nack { seq: 0, reason }.encode();
         self.control_out
@@ -3171,8 +3222,8 @@ impl Bus {
                 continue;
             }
             let map = t.stored.to_map(t.state == InState::Complete);
-            let (sender, transfer, port) = (t.sender, t.transfer, t.sender_port);
-            let header = self.bulk_header(PacketType::Ack, sender, transfer, port);
+            let (sender, transfer, port, as_id) = (t.sender, t.transfer, t.sender_port, t.as_id);
+            let header = self.bulk_header(PacketType::Ack, sender, transfer, port, as_id);
             self.stats.acks_sent += 1;
             self.control_out
                 .push_back((ControlTarget::Station(sender), header, map.encode()));

@@ -87,6 +87,29 @@ pub struct BusConfig {
     /// Hold every ACK-required message until the driver has journaled it
     /// ([`super::bus::Bus::take_journal`], then [`super::bus::Bus::journaled`]).
     pub durable_outbox: bool,
+    /// Shards (cores) of this station; 1 when the station runs on one core.
+    pub shards: u32,
+    /// This bus's shard index (0 owns the station's public id and its network links).
+    pub shard_index: u32,
+    /// The station's public id when this bus is a shard with an id of its own (0: none).
+    /// Frames addressed to it are accepted, and answered as it.
+    pub alias: u32,
+}
+
+/// The shard that owns `port` on a station with `shards` shards: a pure function, so every
+/// shard (and every test) computes the same owner. System ports (0–10) and the client port
+/// (65535, where the Station API's own sends and their replies live) stay on shard 0.
+pub const fn shard_of(port: u16, shards: u32) -> u32 {
+    if shards <= 1 || port <= 10 || port == u16::MAX {
+        0
+    } else {
+        port as u32 % shards
+    }
+}
+
+/// The station id of shard `index` of the station whose public id is `base` (< 2^24).
+pub const fn shard_station(base: u32, index: u32) -> u32 {
+    base | (index << 24)
 }
 
 impl BusConfig {
@@ -129,6 +152,9 @@ impl BusConfig {
             language_fallback: Some(registry::AI_TRANSLATE),
             delivered_log_capacity: 256,
             durable_outbox: false,
+            shards: 1,
+            shard_index: 0,
+            alias: 0,
         }
     }
 
@@ -163,6 +189,12 @@ impl BusConfig {
         }
         if self.dead_after <= self.heartbeat_interval {
             return Err("dead_after must exceed heartbeat_interval");
+        }
+        if self.shards > 1 && self.alias.max(self.station_id) >= 1 << 24 && self.shard_index == 0 {
+            return Err("a station with several shards needs an id below 2^24");
+        }
+        if self.shard_index >= self.shards.max(1) {
+            return Err("shard_index must be below shards");
         }
         if self.stream_lifetime == 0 {
             return Err("stream_lifetime must be at least 1");

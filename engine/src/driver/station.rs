@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use crate::core::bulk::{IoFailure, IoId, IoOutcome, IoRequest};
+use crate::core::config::{shard_of, shard_station};
 use crate::core::control::{AuditRecord, Reason};
 use crate::core::orchestrator::Pace;
 use crate::core::stats::Stats;
@@ -144,9 +145,18 @@ pub struct StationBuilder {
     name: String,
     external_links: Vec<Box<dyn ExternalLink>>,
     external_listeners: Vec<Box<dyn ExternalListener>>,
+    cores: usize,
 }
 
 impl StationBuilder {
+    /// Runs the station on `cores` pinned threads (default 1). Ports are sharded between them
+    /// by `shard_of(port, cores)`; shard 0 owns every network link. With more than one core
+    /// the station id must be below 2^24 (shard k has id `id | k << 24`).
+    pub fn cores(mut self, cores: usize) -> Self {
+        self.cores = cores.clamp(1, 64);
+        self
+    }
+
     /// Adds a link of a non-socket transport (WebSocket, serial, shared memory, file, memory).
     pub fn link(mut self, link: Box<dyn ExternalLink>) -> Self {
         self.external_links.push(link);
@@ -281,11 +291,12 @@ impl StationBuilder {
             name,
             external_links,
             external_listeners,
+            cores,
         } = self;
         let spool_dir = spool_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("tamtam-spool-{}", config.station_id))
         });
-        let spool = Spool::new(&spool_dir).map_err(|source| StationError::Storage {
+        Spool::new(&spool_dir).map_err(|source| StationError::Storage {
             path: spool_dir.clone(),
             source,
         })?;
@@ -315,89 +326,184 @@ impl StationBuilder {
                 (None, None)
             }
         };
-        let mut bus = Bus::new(config.clone()).map_err(StationError::Config)?;
+        // One bus per shard. Shard 0 has the station's id and every network link; shard k has
+        // id `station | k << 24` and answers to the station's id as an alias. Ports are sharded
+        // by the pure function `shard_of`.
+        let shard_count = cores.max(1) as u32;
+        let mut buses = Vec::with_capacity(shard_count as usize);
+        for k in 0..shard_count {
+            let mut c = config.clone();
+            c.shards = shard_count;
+            c.shard_index = k;
+            if k > 0 {
+                c.alias = config.station_id;
+                c.station_id = shard_station(config.station_id, k);
+                c.durable_outbox = false;
+                c.seed ^= u64::from(k) << 40;
+            }
+            buses.push(Bus::new(c).map_err(StationError::Config)?);
+        }
+        let owner = |port: u16| shard_of(port, shard_count) as usize;
         for (port, service) in services {
-            bus.serve(port, service)?;
+            buses[owner(port)].serve(port, service)?;
         }
         for (port, service) in system_services {
-            bus.serve_system(port, service)?;
+            buses[0].serve_system(port, service)?;
         }
         for port in subscriptions {
-            bus.subscribe(port);
+            buses[owner(port)].subscribe(port);
         }
         for port in groups {
-            bus.join_group(port);
+            buses[owner(port)].join_group(port);
         }
         for (port, tee) in tees {
-            bus.add_tee(port, tee);
+            buses[0].add_tee(port, tee);
         }
         if collect_traces {
-            bus.collect_traces();
+            buses[0].collect_traces();
         }
-        let mut reactor = reactor::open(backend).map_err(|source| StationError::Backend {
-            backend: match backend.from_env() {
-                Backend::Poll => "epoll",
-                _ => "io_uring",
-            },
-            source,
-        })?;
-        let backend_name = reactor.name();
-        let mut shard = Shard::new(bus, spool, outbox);
+        let backend_label = match backend.from_env() {
+            Backend::Poll => "epoll",
+            _ => "io_uring",
+        };
+        let mut reactors = Vec::with_capacity(buses.len());
+        for _ in 0..shard_count {
+            reactors.push(
+                reactor::open(backend).map_err(|source| StationError::Backend {
+                    backend: backend_label,
+                    source,
+                })?,
+            );
+        }
+        let backend_name = reactors[0].name();
+        let wakers: Vec<Waker> = reactors.iter().map(|r| r.waker()).collect();
+        let mut shards: Vec<Shard> = Vec::with_capacity(buses.len());
+        let mut outbox = outbox;
+        for (k, bus) in buses.into_iter().enumerate() {
+            let spool = Spool::new(&spool_dir).map_err(storage_error(&spool_dir))?;
+            shards.push(Shard::new(
+                bus,
+                spool,
+                if k == 0 { outbox.take() } else { None },
+            ));
+        }
+        // One bounded SPSC ring per ordered pair of shards, carrying frame buffers (handles,
+        // not copies), with the target's doorbell. Each shard sees one link per sibling: it
+        // sends into the ring towards the sibling and receives from the ring back.
+        let n = shards.len();
+        let mut link_to = vec![vec![0 as LinkId; n]; n];
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    let now = shards[i].clock.now();
+                    link_to[i][j] = shards[i].bus.add_link(now);
+                }
+            }
+        }
+        for i in 0..n {
+            for j in 0..n {
+                if i == j {
+                    continue;
+                }
+                let (producer, consumer) = rtrb::RingBuffer::<Vec<u8>>::new(SHARD_RING_CAPACITY);
+                shards[i].links.insert(
+                    link_to[i][j],
+                    LinkIo::Shard {
+                        ring: producer,
+                        doorbell: wakers[j].clone(),
+                    },
+                );
+                shards[j].shard_inputs.push((link_to[j][i], consumer));
+            }
+        }
+        let mut first = shards.remove(0);
         if let Some(state) = restored {
-            shard.restore(state);
+            first.restore(state);
         }
         let mut local_addrs = Vec::new();
+        let reactor0 = &mut reactors[0];
         for addr in listen_tcp {
-            let (token, local) = reactor
+            let (token, local) = reactor0
                 .listen_tcp(addr)
                 .map_err(|source| StationError::Bind { addr, source })?;
-            shard.listeners.push(token);
+            first.listeners.push(token);
             local_addrs.push(local);
         }
         if bind_udp.is_some() || !udp_peers.is_empty() {
             let addr = bind_udp.unwrap_or_else(|| "0.0.0.0:0".parse().expect("valid"));
-            let (token, local) = reactor
+            let (token, local) = reactor0
                 .bind_udp(addr)
                 .map_err(|source| StationError::Bind { addr, source })?;
-            shard.udp = Some(token);
+            first.udp = Some(token);
             if bind_udp.is_some() {
                 local_addrs.push(local);
             }
             for peer in udp_peers {
-                shard.open_udp_link(peer);
+                first.open_udp_link(peer);
             }
         }
         for addr in connect_tcp {
-            shard.reconnects.push((StdInstant::now(), addr, 0));
+            first.reconnects.push((StdInstant::now(), addr, 0));
         }
         for link in external_links {
-            shard.add_external(link);
+            first.add_external(link);
         }
-        shard.external_listeners = external_listeners;
-        let (commands, inbox) = mpsc::channel();
-        let waker = reactor.waker();
+        first.external_listeners = external_listeners;
+        shards.insert(0, first);
+
         let station_id = config.station_id;
-        let thread = std::thread::Builder::new()
-            .name(if name.is_empty() {
-                format!("tamtam-{station_id}")
-            } else {
-                name
-            })
-            .spawn(move || shard.run(reactor, inbox))
-            .map_err(|source| StationError::Backend {
-                backend: "thread",
-                source,
-            })?;
+        // Pin shard threads to cores only when the station asks for several; a one-core
+        // station is left to the scheduler (several processes may share the machine).
+        let core_ids = if shard_count > 1 {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut handles = Vec::with_capacity(shards.len());
+        for (k, (shard, reactor)) in shards.into_iter().zip(reactors).enumerate() {
+            let (commands, inbox) = mpsc::channel();
+            let waker = reactor.waker();
+            let core = (!core_ids.is_empty()).then(|| core_ids[k % core_ids.len()]);
+            let thread_name = match (&name, k) {
+                (n, 0) if !n.is_empty() => n.clone(),
+                (n, k) if !n.is_empty() => format!("{n}-{k}"),
+                (_, k) => format!("tamtam-{station_id}-{k}"),
+            };
+            let thread = std::thread::Builder::new()
+                .name(thread_name)
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    shard.run(reactor, inbox)
+                })
+                .map_err(|source| StationError::Backend {
+                    backend: "thread",
+                    source,
+                })?;
+            handles.push(ShardHandle {
+                commands,
+                waker,
+                thread: Some(thread),
+            });
+        }
         Ok(Station {
-            commands,
-            waker,
-            thread: Some(thread),
+            shards: handles,
             local_addrs,
             station_id,
             backend: backend_name,
             spool_dir,
         })
     }
+}
+
+/// Frames a shard-to-shard ring holds; a full ring drops (counted) and reliability resends.
+const SHARD_RING_CAPACITY: usize = 8192;
+
+struct ShardHandle {
+    commands: Sender<Command>,
+    waker: Waker,
+    thread: Option<JoinHandle<()>>,
 }
 
 /// An incarnation for a start without restored state. It must grow on every start, so it is
@@ -424,9 +530,7 @@ fn fresh_incarnation(dir: &Path) -> io::Result<u32> {
 
 /// A running station.
 pub struct Station {
-    commands: Sender<Command>,
-    waker: Waker,
-    thread: Option<JoinHandle<()>>,
+    shards: Vec<ShardHandle>,
     local_addrs: Vec<SocketAddr>,
     station_id: u32,
     backend: &'static str,
@@ -481,6 +585,7 @@ impl Station {
             name: String::new(),
             external_links: Vec::new(),
             external_listeners: Vec::new(),
+            cores: 1,
         }
     }
 
@@ -505,11 +610,22 @@ impl Station {
     }
 
     fn command(&self, command: Command) -> Result<(), StationError> {
-        self.commands
+        self.command_to(0, command)
+    }
+
+    fn command_to(&self, shard: usize, command: Command) -> Result<(), StationError> {
+        let handle = &self.shards[shard];
+        handle
+            .commands
             .send(command)
             .map_err(|_| StationError::Stopped)?;
-        self.waker.wake();
+        handle.waker.wake();
         Ok(())
+    }
+
+    /// Shards (cores) the station runs on.
+    pub fn cores(&self) -> usize {
+        self.shards.len()
     }
 
     /// Sends a message; returns its request id at once.
@@ -585,12 +701,18 @@ impl Station {
         Ok(BulkHandle { progress, done: rx })
     }
 
-    /// The bus counters.
+    /// The bus counters, summed over every shard.
     pub fn stats(&self) -> Result<Stats, StationError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.command(Command::Stats(tx))?;
-        rx.recv_timeout(StdDuration::from_secs(10))
-            .map_err(|_| StationError::Stopped)
+        let mut total = Stats::default();
+        for shard in 0..self.shards.len() {
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.command_to(shard, Command::Stats(tx))?;
+            let stats = rx
+                .recv_timeout(StdDuration::from_secs(10))
+                .map_err(|_| StationError::Stopped)?;
+            total.add(&stats);
+        }
+        Ok(total)
     }
 
     /// Known reachable stations and the ports they serve.
@@ -634,9 +756,13 @@ impl Station {
     }
 
     fn stop(&mut self) {
-        let _ = self.command(Command::Shutdown);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        for shard in 0..self.shards.len() {
+            let _ = self.command_to(shard, Command::Shutdown);
+        }
+        for handle in &mut self.shards {
+            if let Some(thread) = handle.thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -661,6 +787,11 @@ enum LinkIo {
         peer: SocketAddr,
     },
     External(Box<dyn ExternalLink>),
+    /// A sibling shard of the same station, through an SPSC ring.
+    Shard {
+        ring: rtrb::Producer<Vec<u8>>,
+        doorbell: Waker,
+    },
 }
 
 enum FileWait {
@@ -711,6 +842,8 @@ struct Shard {
     ready_io: VecDeque<(IoId, IoOutcome)>,
     recycled: Vec<Vec<u8>>,
     external_listeners: Vec<Box<dyn ExternalListener>>,
+    /// Rings from sibling shards, with the link each arrives on.
+    shard_inputs: Vec<(LinkId, rtrb::Consumer<Vec<u8>>)>,
     stop: bool,
 }
 
@@ -740,6 +873,7 @@ impl Shard {
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
             external_listeners: Vec::new(),
+            shard_inputs: Vec::new(),
             stop: false,
         }
     }
@@ -788,6 +922,20 @@ impl Shard {
         }
     }
 
+    /// Drains the rings from sibling shards into the bus (bounded per cycle).
+    fn poll_shards(&mut self) {
+        let now = self.clock.now();
+        for (link, ring) in &mut self.shard_inputs {
+            for _ in 0..SHARD_RING_CAPACITY {
+                let Ok(frame) = ring.pop() else {
+                    break;
+                };
+                self.bus.handle_frame(now, *link, &frame);
+                self.bus.recycle(frame);
+            }
+        }
+    }
+
     fn has_external(&self) -> bool {
         !self.external_listeners.is_empty()
             || self
@@ -829,6 +977,7 @@ impl Shard {
             }
             self.start_reconnects(reactor.as_mut());
             self.poll_external();
+            self.poll_shards();
             let mut events = Vec::new();
             let result = reactor.poll(timeout, &mut |event| events.push(OwnedEvent::from(event)));
             if let Err(e) = result {
@@ -1159,6 +1308,15 @@ impl Shard {
                 Some(LinkIo::Udp { peer }) => {
                     if let Some(udp) = self.udp {
                         let _ = reactor.send_datagram(udp, *peer, t.frame);
+                    }
+                }
+                Some(LinkIo::Shard { .. }) => {
+                    if let Some(LinkIo::Shard { ring, doorbell }) = self.links.get_mut(&t.link) {
+                        // A full ring drops the frame (counted as a link-queue drop by the
+                        // bus's accounting of resends); the doorbell wakes a parked sibling.
+                        if ring.push(t.frame).is_ok() {
+                            doorbell.wake();
+                        }
                     }
                 }
                 Some(LinkIo::External(_)) => {
