@@ -392,11 +392,11 @@ impl StationBuilder {
         // sends into the ring towards the sibling and receives from the ring back.
         let n = shards.len();
         let mut link_to = vec![vec![0 as LinkId; n]; n];
-        for i in 0..n {
-            for j in 0..n {
+        for (i, row) in link_to.iter_mut().enumerate() {
+            for (j, link) in row.iter_mut().enumerate() {
                 if i != j {
                     let now = shards[i].clock.now();
-                    link_to[i][j] = shards[i].bus.add_link(now);
+                    *link = shards[i].bus.add_link(now);
                 }
             }
         }
