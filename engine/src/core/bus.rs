@@ -201,6 +201,13 @@ pub enum SendError {
     /// The object name is too long.
     #[error("object name longer than 255 bytes")]
     NameTooLong,
+    /// More destinations than `stations_max` have channels (channels are never forgotten
+    /// within an incarnation: their sequences must not restart).
+    #[error("too many destinations ({max})")]
+    TooManyDestinations {
+        /// The limit.
+        max: usize,
+    },
     /// The object is too large for 32-bit segment indexes at this segment size.
     #[error("object too large for the segment size")]
     ObjectTooLarge,
@@ -286,6 +293,7 @@ struct SendChannel {
 #[derive(Debug)]
 struct SenderWindows {
     epochs: Vec<(u32, ReceiveWindow)>,
+    used_at: Instant,
 }
 
 #[derive(Debug)]
@@ -821,6 +829,17 @@ impl Bus {
         next
     }
 
+    /// Queues a control frame; past the bound (four link queues' worth) the frame is dropped
+    /// and counted: control traffic is either idempotent (ACKs, maps, heartbeats, adverts) or
+    /// re-triggered by the peer's resend, so a drop costs time, never correctness.
+    fn push_control(&mut self, entry: (ControlTarget, Header, Vec<u8>)) {
+        if self.control_out.len() >= self.config.link_queue_capacity * 4 {
+            self.stats.link_queue_drops += 1;
+            return;
+        }
+        self.control_out.push_back(entry);
+    }
+
     fn push_event(&mut self, event: Event) {
         if self.events.len() >= EVENTS_MAX {
             self.stats.events_dropped += 1;
@@ -857,6 +876,15 @@ impl Bus {
             });
         }
         let (port, destinations) = self.resolve(&message)?;
+        let new_channels = destinations
+            .iter()
+            .filter(|d| !self.channels.contains_key(d))
+            .count();
+        if self.channels.len() + new_channels > self.config.stations_max {
+            return Err(SendError::TooManyDestinations {
+                max: self.config.stations_max,
+            });
+        }
         if message.ack && self.outbox_len + destinations.len() > self.config.outbox_capacity {
             self.stats.outbox_full += 1;
             return Err(SendError::OutboxFull {
@@ -1222,6 +1250,18 @@ impl Bus {
         }
         if name.len() > super::control::OBJECT_NAME_LEN_MAX {
             return Err(SendError::NameTooLong);
+        }
+        // Finished transfers are kept for progress queries, at most `transfers_max` of them.
+        let finished: Vec<u64> = self
+            .out_transfers
+            .iter()
+            .filter(|(_, t)| matches!(t.state, OutState::Done | OutState::Failed))
+            .map(|(&id, _)| id)
+            .collect();
+        if finished.len() >= self.config.transfers_max {
+            for id in &finished[..finished.len() + 1 - self.config.transfers_max] {
+                self.out_transfers.remove(id);
+            }
         }
         let segment_len = self.config.segment_len;
         let segment_count =
@@ -1821,8 +1861,7 @@ impl Bus {
                 }
                 .encode();
                 self.stats.acks_sent += 1;
-                self.control_out
-                    .push_back((ControlTarget::Station(sender), header, payload));
+                self.push_control((ControlTarget::Station(sender), header, payload));
             }
         }
     }
@@ -2057,8 +2096,7 @@ impl Bus {
             state.last_sent = self.now;
         }
         self.stats.heartbeats_sent += 1;
-        self.control_out
-            .push_back((ControlTarget::Link(link), header, Vec::new()));
+        self.push_control((ControlTarget::Link(link), header, Vec::new()));
     }
 
     // ----------------------------------------------------------------------------------------
@@ -2136,8 +2174,7 @@ impl Bus {
             .map(|(&id, _)| id)
             .collect();
         for link in links {
-            self.control_out
-                .push_back((ControlTarget::Link(link), header, payload.clone()));
+            self.push_control((ControlTarget::Link(link), header, payload.clone()));
         }
     }
 
@@ -2172,11 +2209,7 @@ impl Bus {
                 let payload = payload.to_vec();
                 let _ = bytes;
                 for out in links {
-                    self.control_out.push_back((
-                        ControlTarget::Link(out),
-                        forwarded,
-                        payload.clone(),
-                    ));
+                    self.push_control((ControlTarget::Link(out), forwarded, payload.clone()));
                 }
             }
             AdvertOutcome::Stale => {}
@@ -2240,12 +2273,28 @@ impl Bus {
     fn window_for(&mut self, sender: u32, as_id: u32, epoch: u32) -> Option<&mut ReceiveWindow> {
         let key = (sender, as_id);
         if !self.windows.contains_key(&key) && self.windows.len() >= self.config.stations_max {
-            return None;
+            // Full: forget the longest-idle sender if it has been silent for longer than any
+            // sender may still retransmit (twice the retry span), else refuse (counted).
+            let idle_after = self.config.retry_span().saturating_mul(2);
+            let now = self.now;
+            let oldest = self
+                .windows
+                .iter()
+                .min_by_key(|(_, w)| w.used_at)
+                .map(|(&k, w)| (k, w.used_at));
+            match oldest {
+                Some((old, used_at)) if now.saturating_since(used_at) > idle_after => {
+                    self.windows.remove(&old);
+                }
+                _ => return None,
+            }
         }
-        let windows = self
-            .windows
-            .entry(key)
-            .or_insert_with(|| SenderWindows { epochs: Vec::new() });
+        let now = self.now;
+        let windows = self.windows.entry(key).or_insert_with(|| SenderWindows {
+            epochs: Vec::new(),
+            used_at: now,
+        });
+        windows.used_at = now;
         if let Some(i) = windows.epochs.iter().position(|(e, _)| *e == epoch) {
             return Some(&mut windows.epochs[i].1);
         }
@@ -2322,8 +2371,7 @@ impl Bus {
                     queue_depth: depth as u32,
                 }
                 .encode();
-                self.control_out
-                    .push_back((ControlTarget::Station(sender), reply, busy));
+                self.push_control((ControlTarget::Station(sender), reply, busy));
             }
             if header.flags.contains(Flags::TRACE_REQUESTED) {
                 self.trace(
@@ -2366,8 +2414,7 @@ impl Bus {
             reason,
         }
         .encode();
-        self.control_out
-            .push_back((ControlTarget::Station(header.sender_id), reply, nack));
+        self.push_control((ControlTarget::Station(header.sender_id), reply, nack));
     }
 
     fn handle_ack(&mut self, header: &Header, payload: &[u8]) {
@@ -2656,8 +2703,7 @@ impl Bus {
                     let (dest, port, payload) = (t.destination, t.port, t.offer.encode());
                     let me = self.config.station_id;
                     let header = self.bulk_header(PacketType::Control, dest, id, port, me);
-                    self.control_out
-                        .push_back((ControlTarget::Station(dest), header, payload));
+                    self.push_control((ControlTarget::Station(dest), header, payload));
                     work += 1;
                 }
                 OutState::Sending => {
@@ -2682,8 +2728,7 @@ impl Bus {
                     let (dest, port, payload) = (t.destination, t.port, t.offer.encode());
                     let me = self.config.station_id;
                     let header = self.bulk_header(PacketType::Control, dest, id, port, me);
-                    self.control_out
-                        .push_back((ControlTarget::Station(dest), header, payload));
+                    self.push_control((ControlTarget::Station(dest), header, payload));
                     work += 1;
                 }
             }
@@ -2994,8 +3039,7 @@ impl Bus {
                 queue_depth: active as u32,
             }
             .encode();
-            self.control_out
-                .push_back((ControlTarget::Station(sender), reply, busy));
+            self.push_control((ControlTarget::Station(sender), reply, busy));
             return;
         }
         self.evict_finished_transfers();
@@ -3204,8 +3248,7 @@ impl Bus {
         let header = self.bulk_header(PacketType::Nack, sender, transfer, port, as_id);
         self.stats.nacks_sent += 1;
         let nack = Nack { seq: 0, reason }.encode();
-        self.control_out
-            .push_back((ControlTarget::Station(sender), header, nack));
+        self.push_control((ControlTarget::Station(sender), header, nack));
     }
 
     fn queue_bulk_maps(&mut self) {
@@ -3225,8 +3268,7 @@ impl Bus {
             let (sender, transfer, port, as_id) = (t.sender, t.transfer, t.sender_port, t.as_id);
             let header = self.bulk_header(PacketType::Ack, sender, transfer, port, as_id);
             self.stats.acks_sent += 1;
-            self.control_out
-                .push_back((ControlTarget::Station(sender), header, map.encode()));
+            self.push_control((ControlTarget::Station(sender), header, map.encode()));
         }
     }
 }
