@@ -638,18 +638,18 @@ impl Codec {
             len,
             max,
         };
+        // A part is read whole before its content is checked.
+        let content = reader.content(len)?;
         match ty {
             Ty::Bytes(max) | Ty::String(max) if len > *max => Err(too_long(len.into(), *max)),
-            Ty::Bytes(_) => Ok(Value::Bytes(reader.content(len)?.to_vec())),
+            Ty::Bytes(_) => Ok(Value::Bytes(content.to_vec())),
             Ty::String(_) => {
-                let bytes = reader.content(len)?;
-                let text = core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
+                let text = core::str::from_utf8(content).map_err(|_| Error::InvalidUtf8 {
                     field: owned(field),
                 })?;
                 Ok(Value::String(text.into()))
             }
             Ty::List(item, max) => {
-                let content = reader.content(len)?;
                 let count = match self.fixed_size(item) {
                     Some(size) => {
                         if content.len() % size != 0 {

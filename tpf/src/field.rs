@@ -528,32 +528,25 @@ impl<const N: usize> Field for [u8; N] {
     }
 }
 
-/// Reads the prefix of a required bounded part (string or byte string) and its content.
-fn bounded_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], Error> {
+/// Reads a required part (not the absent marker) and returns its content.
+fn required_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], Error> {
     let len = reader.prefix()?;
     if len == ABSENT {
         return Err(Error::InvalidPresence {
             field: ctx.name(),
             value: ABSENT,
         });
-    }
-    if len > ctx.max() {
-        return Err(ctx.too_long(len as usize));
     }
     reader.content(len)
 }
 
-/// Reads the prefix of a required unbounded part (a list, whose count is checked later) and
-/// its content.
-fn list_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], Error> {
-    let len = reader.prefix()?;
-    if len == ABSENT {
-        return Err(Error::InvalidPresence {
-            field: ctx.name(),
-            value: ABSENT,
-        });
+/// Reads a required string or byte string part: the whole part first, then its maximum.
+fn bounded_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], Error> {
+    let content = required_content(reader, ctx)?;
+    if content.len() > ctx.max() as usize {
+        return Err(ctx.too_long(content.len()));
     }
-    reader.content(len)
+    Ok(content)
 }
 
 fn utf8<'a>(bytes: &'a [u8], ctx: &Ctx) -> Result<&'a str, Error> {
@@ -787,7 +780,7 @@ impl<T: Field> Field for Vec<T> {
         wire::end_part(writer, start)
     }
     fn decode_part(reader: &mut Reader<'_>, ctx: &Ctx) -> Result<Vec<T>, Error> {
-        let content = list_content(reader, ctx)?;
+        let content = required_content(reader, ctx)?;
         let len = list_len::<T>(content, ctx)?;
         // `len` is at most the declared maximum and at most the content length, because
         // every item takes at least one byte (fixed) or four (a part).
@@ -805,7 +798,7 @@ impl<T: Field> Field for Vec<T> {
         Ok(items)
     }
     fn view_part<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<ListView<'a, T>, Error> {
-        let content = list_content(reader, ctx)?;
+        let content = required_content(reader, ctx)?;
         let len = list_len::<T>(content, ctx)?;
         let ctx = ctx.items();
         let mut items = Reader::new(content);
@@ -1003,13 +996,18 @@ mod tests {
                 value: ABSENT
             })
         );
-        // The maximum is checked before the content is read, so a huge length reports itself.
+        // A part is read whole before its maximum is checked.
         let mut reader = Reader::new(&[9, 0, 0, 0]);
+        assert_eq!(
+            String::view_part(&mut reader, &CTX),
+            Err(Error::Truncated { needed: 9, had: 0 })
+        );
+        let mut reader = Reader::new(&[4, 0, 0, 0, b'a', b'b', b'c', b'd']);
         assert_eq!(
             String::view_part(&mut reader, &CTX),
             Err(Error::FieldTooLong {
                 field: "f".into(),
-                len: 9,
+                len: 4,
                 max: 3
             })
         );
