@@ -71,7 +71,7 @@ mod error;
 pub mod field;
 pub mod message;
 pub mod schema;
-#[cfg(all(feature = "derive", any(test, feature = "testing")))]
+#[cfg(all(feature = "derive", feature = "std", any(test, feature = "testing")))]
 pub mod testing;
 pub mod wire;
 

@@ -210,3 +210,210 @@ impl Batch {
         }
     }
 }
+
+/// The property checks the fuzzer runs on every input, here so that unit tests can replay the
+/// seed corpus and every past finding through exactly the same code.
+pub mod properties {
+    use alloc::collections::BTreeMap;
+    use alloc::vec::Vec;
+    use core::any::type_name;
+    use core::fmt::Debug;
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::dynamic::{Codec, Value};
+    use crate::{Error, TpfMessage};
+
+    /// For each test type: the dynamic codec of its schema, and of the same schema with every
+    /// message's version raised to the largest one ("open"). The open reader knows every
+    /// version, so it accepts exactly the payloads that carry no field unknown to the real
+    /// reader, and for those it must reproduce the input byte for byte.
+    fn codecs<M: TpfMessage>() -> &'static (Codec, Codec) {
+        static CODECS: OnceLock<BTreeMap<&'static str, (Codec, Codec)>> = OnceLock::new();
+        let codecs = CODECS.get_or_init(|| {
+            let mut codecs = BTreeMap::new();
+            fn add<M: TpfMessage>(codecs: &mut BTreeMap<&'static str, (Codec, Codec)>) {
+                let schema = M::schema();
+                let mut open = schema.clone();
+                open.messages.iter_mut().for_each(|m| m.version = u16::MAX);
+                let pair = (
+                    Codec::new(&schema).expect("valid schema"),
+                    Codec::new(&open).expect("valid schema"),
+                );
+                codecs.insert(type_name::<M>(), pair);
+            }
+            add::<Scalars>(&mut codecs);
+            add::<Blobs>(&mut codecs);
+            add::<Point>(&mut codecs);
+            add::<Optionals>(&mut codecs);
+            add::<Lists>(&mut codecs);
+            add::<Tree>(&mut codecs);
+            add::<OrderV1>(&mut codecs);
+            add::<OrderV2>(&mut codecs);
+            add::<EnvelopeV1>(&mut codecs);
+            add::<EnvelopeV2>(&mut codecs);
+            add::<Tick>(&mut codecs);
+            add::<Batch>(&mut codecs);
+            codecs
+        });
+        &codecs[type_name::<M>()]
+    }
+
+    /// Checks every property of decoding `data` with every test type; panics on a violation.
+    pub fn check_payload(data: &[u8]) {
+        check::<Scalars>(data);
+        check::<Blobs>(data);
+        check::<Point>(data);
+        check::<Optionals>(data);
+        check::<Lists>(data);
+        check::<Tree>(data);
+        check::<OrderV1>(data);
+        check::<OrderV2>(data);
+        check::<EnvelopeV1>(data);
+        check::<EnvelopeV2>(data);
+        check::<Tick>(data);
+        check::<Batch>(data);
+    }
+
+    /// Sets the version of every message in `value` to 0.
+    fn without_versions(value: &mut Value) {
+        match value {
+            Value::Message(message) => {
+                message.version = 0;
+                message.fields.iter_mut().for_each(without_versions);
+            }
+            Value::Some(inner) => without_versions(inner),
+            Value::List(items) => items.iter_mut().for_each(without_versions),
+            _ => {}
+        }
+    }
+
+    fn unversioned(mut value: Value) -> Value {
+        without_versions(&mut value);
+        value
+    }
+
+    /// Checks the properties of decoding `data` as `M`:
+    ///
+    /// 1. the derived decoder, the view and the dynamic codec agree: the same value (up to
+    ///    the versions the dynamic value records) or the same error;
+    /// 2. lengths add up: the header's length is the input's, `encoded_len` is what `encode`
+    ///    writes;
+    /// 3. re-encoding is stable: the derived re-encoding decodes to the same value, and the
+    ///    dynamic codec encodes the derived value to the same bytes;
+    /// 4. canonicality: an input that carries no field unknown to the reader is reproduced
+    ///    byte for byte by a reader that knows every version; by the real reader too when no
+    ///    message in it is newer than the reader; and by the derived code when every message
+    ///    is at the type's own version. An input that does carry unknown fields is accepted
+    ///    by the real reader only, never by the one that knows every version.
+    pub fn check<M: TpfMessage + Debug>(data: &[u8]) {
+        let (codec, open) = codecs::<M>();
+        let derived: Result<M, Error> = M::decode(data);
+        let viewed: Result<M, Error> = M::view(data).map(M::from_view);
+        let dynamic = codec.decode_as(M::NAME, data);
+        let opened = open.decode_as(M::NAME, data);
+
+        let (message, value) = match (derived, viewed, dynamic) {
+            (Ok(message), Ok(viewed), Ok(value)) => {
+                assert_eq!(
+                    message.to_value(),
+                    viewed.to_value(),
+                    "decode and view disagree"
+                );
+                assert_eq!(
+                    unversioned(message.to_value()),
+                    unversioned(Value::Message(value.clone())),
+                    "derived and dynamic values disagree"
+                );
+                (message, value)
+            }
+            (Err(derived), Err(viewed), Err(dynamic)) => {
+                assert_eq!(derived, viewed, "decode and view fail differently");
+                assert_eq!(derived, dynamic, "derived and dynamic fail differently");
+                assert!(
+                    opened.is_err(),
+                    "the open reader accepts what the real one refuses"
+                );
+                return;
+            }
+            (derived, viewed, dynamic) => {
+                panic!(
+                    "decoders disagree: derived {derived:?}, view {viewed:?}, dynamic {dynamic:?}"
+                )
+            }
+        };
+
+        // 2. Lengths add up.
+        let length = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        assert_eq!(length + 4, data.len());
+        let bytes = message.encode_to_vec().expect("a decoded value encodes");
+        assert_eq!(bytes.len(), message.encoded_len());
+
+        // 3. Re-encoding is stable and both codecs write the same bytes.
+        assert_eq!(
+            M::decode(&bytes).expect("re-encoding decodes").to_value(),
+            message.to_value()
+        );
+        let Value::Message(current) = message.to_value() else {
+            unreachable!("messages are Value::Message")
+        };
+        assert_eq!(
+            codec.encode_to_vec(M::NAME, &current).as_deref(),
+            Ok(&bytes[..]),
+            "codecs encode differently"
+        );
+        let again = codec
+            .encode_to_vec(M::NAME, &value)
+            .expect("a decoded value encodes");
+        assert_eq!(codec.decode_as(M::NAME, &again).as_ref(), Ok(&value));
+
+        // 4. Canonicality.
+        match opened {
+            Ok(open_value) => {
+                // At the payload's own versions the input is reproduced exactly.
+                assert_eq!(
+                    open.encode_to_vec(M::NAME, &open_value).as_deref(),
+                    Ok(data),
+                    "accepted input is not canonical"
+                );
+                // The real reader reproduces it when no version exceeds the reader's ...
+                if open_value == value {
+                    assert_eq!(
+                        again, data,
+                        "accepted input at known versions is not canonical"
+                    );
+                } else {
+                    assert_ne!(again, data);
+                }
+                // ... and the derived code when every version is the type's own.
+                if Value::Message(open_value) == message.to_value() {
+                    assert_eq!(
+                        bytes, data,
+                        "accepted input at the type's versions is not canonical"
+                    );
+                } else {
+                    assert_ne!(bytes, data);
+                }
+            }
+            Err(_) => assert_ne!(
+                again, data,
+                "input with unknown fields re-encoded unchanged"
+            ),
+        }
+    }
+
+    /// Replays every file of a directory (a corpus) through [`check_payload`]; returns how
+    /// many files there were.
+    pub fn replay_dir(dir: &std::path::Path) -> usize {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.expect("readable directory").path())
+            .collect();
+        paths.sort();
+        for path in &paths {
+            let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            check_payload(&data);
+        }
+        paths.len()
+    }
+}
