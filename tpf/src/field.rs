@@ -529,6 +529,7 @@ impl<const N: usize> Field for [u8; N] {
 }
 
 /// Reads a required part (not the absent marker) and returns its content.
+#[inline]
 fn required_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], Error> {
     let len = reader.prefix()?;
     if len == ABSENT {
@@ -541,6 +542,7 @@ fn required_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], 
 }
 
 /// Reads a required string or byte string part: the whole part first, then its maximum.
+#[inline]
 fn bounded_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], Error> {
     let content = required_content(reader, ctx)?;
     if content.len() > ctx.max() as usize {
@@ -549,6 +551,7 @@ fn bounded_content<'a>(reader: &mut Reader<'a>, ctx: &Ctx) -> Result<&'a [u8], E
     Ok(content)
 }
 
+#[inline]
 fn utf8<'a>(bytes: &'a [u8], ctx: &Ctx) -> Result<&'a str, Error> {
     core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 { field: ctx.name() })
 }
@@ -938,6 +941,7 @@ where
 }
 
 /// Consumes the absent marker if it is next; the reader is unchanged otherwise.
+#[inline]
 fn take_absent(reader: &mut Reader<'_>) -> Result<bool, Error> {
     let mut peek = *reader;
     if peek.prefix()? == ABSENT {

@@ -156,21 +156,25 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader over `bytes`.
+    #[inline]
     pub fn new(bytes: &'a [u8]) -> Self {
         Reader { rest: bytes }
     }
 
     /// Bytes not read yet.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.rest.len()
     }
 
     /// Whether every byte has been read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
 
     /// The next `n` bytes.
+    #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
         match self.rest.split_at_checked(n) {
             Some((head, tail)) => {
@@ -185,6 +189,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next little-endian `u32` (a length prefix).
+    #[inline]
     pub fn prefix(&mut self) -> Result<u32, Error> {
         match U32::read_from_prefix(self.rest) {
             Ok((value, tail)) => {
@@ -199,12 +204,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the content of a part of length `len` (the prefix already read).
+    #[inline]
     pub fn content(&mut self, len: u32) -> Result<&'a [u8], Error> {
         self.take(len as usize)
     }
 
     /// Reads a nested message (a part whose length prefix is the message's own length field)
     /// and returns its bytes, prefix included; `None` for the absent marker.
+    #[inline]
     pub fn message(&mut self) -> Result<Option<&'a [u8]>, Error> {
         let start = self.rest;
         let len = self.prefix()?;
@@ -252,16 +259,19 @@ pub struct Writer<'b> {
 
 impl<'b> Writer<'b> {
     /// A writer at the start of `buf`.
+    #[inline]
     pub fn new(buf: &'b mut [u8]) -> Self {
         Writer { buf, pos: 0 }
     }
 
     /// Bytes written so far.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Appends `bytes`.
+    #[inline]
     pub fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let start = self.reserve(bytes.len())?;
         // `reserve` just made `start..start + len` part of the written region.
@@ -270,11 +280,13 @@ impl<'b> Writer<'b> {
     }
 
     /// Appends a little-endian `u32`.
+    #[inline]
     pub fn put_u32(&mut self, value: u32) -> Result<(), Error> {
         self.put(&value.to_le_bytes())
     }
 
     /// Advances over `n` bytes to be filled later with [`Writer::patch`]; returns their start.
+    #[inline]
     pub fn reserve(&mut self, n: usize) -> Result<usize, Error> {
         let start = self.pos;
         match start.checked_add(n) {
@@ -294,6 +306,7 @@ impl<'b> Writer<'b> {
     /// # Panics
     ///
     /// If the range was not written or reserved before, which is a bug in the encoder.
+    #[inline]
     pub fn patch(&mut self, at: usize, bytes: &[u8]) {
         assert!(
             at + bytes.len() <= self.pos,
@@ -320,6 +333,7 @@ where
     F: FromBytes + IntoBytes + KnownLayout + Immutable + Copy,
 {
     /// Views `block` as `F`.
+    #[inline]
     pub fn new(block: &'a [u8]) -> Self {
         match F::ref_from_prefix(block) {
             Ok((fixed, _)) => FixedRef::Borrowed(fixed),
@@ -336,6 +350,7 @@ where
 
 impl<F> core::ops::Deref for FixedRef<'_, F> {
     type Target = F;
+    #[inline]
     fn deref(&self) -> &F {
         match self {
             FixedRef::Borrowed(fixed) => fixed,
@@ -347,6 +362,7 @@ impl<F> core::ops::Deref for FixedRef<'_, F> {
 /// Splits a top-level payload into exactly one message: the input must be as long as the
 /// message's length field says, no shorter ([`Error::Truncated`]) and no longer
 /// ([`Error::TrailingBytes`]).
+#[inline]
 pub fn top_level(bytes: &[u8]) -> Result<&[u8], Error> {
     let mut reader = Reader::new(bytes);
     let length = reader.prefix()? as usize;
@@ -367,6 +383,7 @@ pub fn top_level(bytes: &[u8]) -> Result<&[u8], Error> {
 
 /// Reads the header of a message whose bytes (`msg`, length prefix included) are known to be
 /// complete, after checking the nesting depth. Returns the header and the bytes after it.
+#[inline]
 pub fn read_header(msg: &[u8], depth: usize) -> Result<(&Header, &[u8]), Error> {
     if depth > DEPTH_MAX {
         return Err(Error::DepthExceeded { max: DEPTH_MAX });
@@ -385,6 +402,7 @@ pub fn read_header(msg: &[u8], depth: usize) -> Result<(&Header, &[u8]), Error> 
 }
 
 /// Checks that a header names the expected schema and template.
+#[inline]
 pub fn check_ids(header: &Header, schema_id: u16, template_id: u16) -> Result<(), Error> {
     if header.schema_id.get() != schema_id {
         return Err(Error::UnknownSchema {
@@ -416,6 +434,7 @@ pub struct Opened<'a> {
 /// `known` is the reader's version of the message type and `block_length(v)` its fixed-block
 /// length at version `v <= known`. A payload at a version up to `known` must carry exactly
 /// the block of its version; a newer payload must carry at least the reader's block.
+#[inline]
 pub fn open_body<'a>(
     header: &Header,
     rest: &'a [u8],
@@ -451,6 +470,7 @@ pub fn open_body<'a>(
 
 /// Ends a message after its known parts: a payload at a version the reader knows must end
 /// here; the unknown trailing parts of a newer payload are skipped.
+#[inline]
 pub fn finish(mut parts: Reader<'_>, version: u16, known: u16) -> Result<(), Error> {
     if version > known {
         return parts.skip_parts();
@@ -465,6 +485,7 @@ pub fn finish(mut parts: Reader<'_>, version: u16, known: u16) -> Result<(), Err
 
 /// Reserves the header and fixed block of a message about to be encoded at the writer's
 /// position; returns where the message starts.
+#[inline]
 pub fn begin_message(
     writer: &mut Writer<'_>,
     block_length: usize,
@@ -478,6 +499,7 @@ pub fn begin_message(
 
 /// Writes the header and fixed block of a message begun with [`begin_message`] once its parts
 /// are written.
+#[inline]
 pub fn end_message(
     writer: &mut Writer<'_>,
     start: usize,
@@ -505,6 +527,7 @@ pub fn end_message(
 }
 
 /// Writes a part holding `content`.
+#[inline]
 pub fn put_part(writer: &mut Writer<'_>, content: &[u8]) -> Result<(), Error> {
     debug_assert!(content.len() < ABSENT as usize);
     writer.put_u32(content.len() as u32)?;
@@ -512,11 +535,13 @@ pub fn put_part(writer: &mut Writer<'_>, content: &[u8]) -> Result<(), Error> {
 }
 
 /// Reserves a part's length prefix; [`end_part`] fills it once the content is written.
+#[inline]
 pub fn begin_part(writer: &mut Writer<'_>) -> Result<usize, Error> {
     writer.reserve(PREFIX_LEN)
 }
 
 /// Fills the length prefix reserved by [`begin_part`].
+#[inline]
 pub fn end_part(writer: &mut Writer<'_>, start: usize) -> Result<(), Error> {
     let len = writer.position() - start - PREFIX_LEN;
     if len > MESSAGE_LENGTH_MAX as usize {
