@@ -1,1 +1,3 @@
+//! The `tamtam` command.
+
 fn main() {}

@@ -169,6 +169,9 @@ fn message_at_current_versions(schema: &Schema, name: &str, message: &mut Messag
 /// re-encoding, or the error; checked to be the same through `decode` and through `view`.
 type DerivedOutcome = Result<(Value, Vec<u8>), Error>;
 
+/// Decodes a payload with one derived type.
+type DerivedDecoder = fn(&[u8]) -> DerivedOutcome;
+
 fn derived<M: TpfMessage + std::fmt::Debug>(bytes: &[u8]) -> DerivedOutcome {
     let decoded = M::decode(bytes);
     let viewed = M::view(bytes).map(M::from_view);
@@ -187,8 +190,8 @@ fn derived<M: TpfMessage + std::fmt::Debug>(bytes: &[u8]) -> DerivedOutcome {
 }
 
 /// The derived test types, each with its schema.
-fn derived_types() -> Vec<(Schema, fn(&[u8]) -> DerivedOutcome)> {
-    let mut types: Vec<(Schema, fn(&[u8]) -> DerivedOutcome)> = Vec::new();
+fn derived_types() -> Vec<(Schema, DerivedDecoder)> {
+    let mut types: Vec<(Schema, DerivedDecoder)> = Vec::new();
     macro_rules! add {
         ($($t:ty),*) => {$( types.push((<$t>::schema().normalized(), derived::<$t>)); )*};
     }
@@ -284,7 +287,7 @@ fn check_derived(
     vector: &Vector,
     bytes: &[u8],
     outcome: &Result<MessageValue, Error>,
-    decode: fn(&[u8]) -> DerivedOutcome,
+    decode: DerivedDecoder,
 ) -> Result<(), String> {
     match (decode(bytes), outcome) {
         (Ok((value, reencoded)), Ok(expected)) => {

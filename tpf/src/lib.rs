@@ -52,6 +52,53 @@
 //! block as a zerocopy struct) and `NameView<'a>` (the view, with one accessor per field,
 //! `fixed_block()`, `payload_version()` and `to_owned_message()`).
 //!
+//! Mistakes in a declaration are compile errors. A field added after version 1 must be
+//! optional:
+//!
+//! ```compile_fail
+//! #[derive(tamtam_tpf::Tpf)]
+//! #[tpf(schema = 1, template = 1, version = 2)]
+//! struct M { a: u8, #[tpf(since = 2)] b: u8 }
+//! ```
+//!
+//! Every variable-length level declares its maximum (here the string items lack one):
+//!
+//! ```compile_fail
+//! #[derive(tamtam_tpf::Tpf)]
+//! #[tpf(schema = 1, template = 1)]
+//! struct M { #[tpf(max = 4)] names: Vec<String> }
+//! ```
+//!
+//! Optionals do not nest:
+//!
+//! ```compile_fail
+//! #[derive(tamtam_tpf::Tpf)]
+//! #[tpf(schema = 1, template = 1)]
+//! struct M { a: Option<Option<u8>> }
+//! ```
+//!
+//! And fields are only ever appended:
+//!
+//! ```compile_fail
+//! #[derive(tamtam_tpf::Tpf)]
+//! #[tpf(schema = 1, template = 1, version = 2)]
+//! struct M { #[tpf(since = 2)] a: Option<u8>, b: u8 }
+//! ```
+//!
+//! The same declarations with the mistakes fixed compile:
+//!
+//! ```
+//! #[derive(tamtam_tpf::Tpf)]
+//! #[tpf(schema = 1, template = 1, version = 2)]
+//! struct M {
+//!     b: u8,
+//!     #[tpf(max = 4, item_max = 16)]
+//!     names: Vec<String>,
+//!     #[tpf(since = 2)]
+//!     a: Option<u8>,
+//! }
+//! ```
+//!
 //! For schemas known only at run time, [`dynamic::Codec`] encodes and decodes
 //! [`dynamic::Value`] trees from a [`schema::Schema`]; every derived type describes itself as
 //! such a schema ([`TpfMessage::schema`]), and both codecs produce identical bytes.
