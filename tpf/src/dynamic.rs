@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 
 use crate::error::{Error, FieldName};
 use crate::schema::{Repr, Schema, Type};
-use crate::wire::{self, ABSENT, MESSAGE_LENGTH_MAX, PREFIX_LEN, Reader, Writer};
+use crate::wire::{self, ABSENT, MESSAGE_LENGTH_MAX, Reader, Writer};
 
 /// A decoded value of any TPF type.
 ///
@@ -734,5 +734,3 @@ fn kind(ty: &Ty) -> &'static str {
 fn owned(name: &str) -> FieldName {
     Cow::Owned(name.into())
 }
-
-const _: () = assert!(PREFIX_LEN == 4);

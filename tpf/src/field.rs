@@ -343,7 +343,7 @@ pub mod enums {
 
     /// Registers the enum and returns its type.
     pub fn field_type<E: TpfEnum>(schema: &mut Schema) -> Type {
-        schema.register_enum(E::enum_def, E::NAME);
+        schema.register_enum(E::NAME, E::enum_def);
         Type::Enum(E::NAME.into())
     }
 

@@ -523,8 +523,8 @@ impl Schema {
         true
     }
 
-    /// Adds the enum `def` unless an enum of that name is present.
-    pub fn register_enum(&mut self, def: impl FnOnce() -> EnumDef, name: &str) {
+    /// Adds the enum `def()` unless an enum called `name` is present.
+    pub fn register_enum(&mut self, name: &str, def: impl FnOnce() -> EnumDef) {
         if self.enum_def(name).is_none() {
             self.enums.push(def());
         }

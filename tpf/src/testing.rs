@@ -275,8 +275,9 @@ pub mod properties {
         check::<Batch>(data);
     }
 
-    /// Sets the version of every message in `value` to 0.
-    fn without_versions(value: &mut Value) {
+    /// Sets the version of every message in `value` to 0, to compare a derived value (always
+    /// at the type's versions) with a dynamic one (at the payload's).
+    pub fn without_versions(value: &mut Value) {
         match value {
             Value::Message(message) => {
                 message.version = 0;

@@ -13,7 +13,7 @@
 //! ```
 
 use zerocopy::byteorder::little_endian::{F32, F64, I16, I32, I64, U16, U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, TryFromBytes, Unaligned};
 
 use crate::error::Error;
 
@@ -48,7 +48,7 @@ const _: () = assert!(DEPTH_MAX >= 2);
 /// ```
 ///
 /// All integers are little-endian and the struct has no alignment requirement, so it can be
-/// read in place at any offset with [`zerocopy::FromBytes::ref_from_prefix`].
+/// read in place at any offset with [`zerocopy::TryFromBytes::try_ref_from_prefix`].
 #[derive(
     FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq,
 )]
@@ -335,7 +335,7 @@ where
     /// Views `block` as `F`.
     #[inline]
     pub fn new(block: &'a [u8]) -> Self {
-        match F::ref_from_prefix(block) {
+        match F::try_ref_from_prefix(block) {
             Ok((fixed, _)) => FixedRef::Borrowed(fixed),
             Err(_) => {
                 let mut fixed = F::new_zeroed();
@@ -395,7 +395,7 @@ pub fn read_header(msg: &[u8], depth: usize) -> Result<(&Header, &[u8]), Error> 
             len: length as u64,
         });
     }
-    Header::ref_from_prefix(msg).map_err(|_| Error::Truncated {
+    Header::try_ref_from_prefix(msg).map_err(|_| Error::Truncated {
         needed: HEADER_LEN as u64,
         had: msg.len() as u64,
     })

@@ -69,43 +69,12 @@ pub(crate) fn round_trip<M: TpfMessage + Debug>(message: &M) -> Vec<u8> {
     bytes
 }
 
-/// Decodes `bytes` as `M` with the derived decoder, the view and the dynamic codec, checks
-/// that all three agree (the same value, or the same error), and returns the outcome.
+/// Decodes `bytes` as `M` and returns the outcome, after checking with the fuzzer's property
+/// checks that the derived decoder, the view and the dynamic codec agree (the same value or
+/// the same error) and that an accepted input is canonical.
 pub(crate) fn decode_all<M: TpfMessage + Debug>(bytes: &[u8]) -> Result<M, Error> {
-    let derived = M::decode(bytes);
-    let viewed = M::view(bytes).map(M::from_view);
-    let dynamic = codec::<M>().decode_as(M::NAME, bytes);
-    match (&derived, &viewed, &dynamic) {
-        (Ok(a), Ok(b), Ok(c)) => {
-            assert_eq!(a.to_value(), b.to_value());
-            // The dynamic value keeps each message's payload version, the derived one is at
-            // the type's version: compare them without versions.
-            let mut derived_value = a.to_value();
-            let mut dynamic_value = Value::Message(c.clone());
-            without_versions(&mut derived_value);
-            without_versions(&mut dynamic_value);
-            assert_eq!(derived_value, dynamic_value);
-        }
-        (Err(a), Err(b), Err(c)) => {
-            assert_eq!(a, b, "derived and view disagree");
-            assert_eq!(a, c, "derived and dynamic disagree");
-        }
-        _ => panic!("decoders disagree: derived {derived:?}, view {viewed:?}, dynamic {dynamic:?}"),
-    }
-    derived
-}
-
-/// Sets the version of every message in `value` to 0.
-pub(crate) fn without_versions(value: &mut Value) {
-    match value {
-        Value::Message(message) => {
-            message.version = 0;
-            message.fields.iter_mut().for_each(without_versions);
-        }
-        Value::Some(inner) => without_versions(inner),
-        Value::List(items) => items.iter_mut().for_each(without_versions),
-        _ => {}
-    }
+    crate::testing::properties::check::<M>(bytes);
+    M::decode(bytes)
 }
 
 /// Little-endian byte builder for hand-written payloads.
