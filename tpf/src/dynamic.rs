@@ -734,3 +734,151 @@ fn kind(ty: &Ty) -> &'static str {
 fn owned(name: &str) -> FieldName {
     Cow::Owned(name.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{EnumDef, FieldDef, MessageDef, Variant};
+
+    fn schema() -> Schema {
+        let field = |name: &str, ty| FieldDef {
+            name: name.into(),
+            ty,
+            since: 1,
+        };
+        Schema {
+            messages: vec![MessageDef {
+                name: "M".into(),
+                schema_id: 4,
+                template_id: 1,
+                version: 1,
+                fields: vec![
+                    field("kind", Type::Enum("K".into())),
+                    field("tag", Type::Array(2)),
+                    field("name", Type::String { max: 2 }),
+                    field(
+                        "items",
+                        Type::List {
+                            item: Box::new(Type::U8),
+                            max: 1,
+                        },
+                    ),
+                ],
+            }],
+            enums: vec![EnumDef {
+                name: "K".into(),
+                repr: Repr::U8,
+                variants: vec![Variant {
+                    name: "A".into(),
+                    value: 1,
+                }],
+            }],
+        }
+    }
+
+    fn value(kind: u64, tag: Vec<u8>, name: &str, items: Vec<Value>) -> MessageValue {
+        MessageValue {
+            version: 1,
+            fields: vec![
+                Value::Enum(kind),
+                Value::Array(tag),
+                Value::String(name.into()),
+                Value::List(items),
+            ],
+        }
+    }
+
+    #[test]
+    fn values_must_fit_their_schema() {
+        let codec = Codec::new(&schema()).unwrap();
+        let ok = value(1, vec![1, 2], "ab", vec![Value::U8(7)]);
+        let bytes = codec.encode_to_vec("M", &ok).unwrap();
+        assert_eq!(codec.decode(&bytes), Ok(("M", ok)));
+        let field = |name: &'static str| FieldName::Borrowed(name);
+        assert_eq!(
+            codec.encode_to_vec("M", &value(2, vec![1, 2], "", vec![])),
+            Err(Error::InvalidEnum {
+                field: field("kind"),
+                value: 2
+            })
+        );
+        assert_eq!(
+            codec.encode_to_vec("M", &value(1, vec![1], "", vec![])),
+            Err(Error::ValueMismatch {
+                field: field("tag"),
+                expected: "array"
+            })
+        );
+        assert_eq!(
+            codec.encode_to_vec("M", &value(1, vec![1, 2], "abc", vec![])),
+            Err(Error::FieldTooLong {
+                field: field("name"),
+                len: 3,
+                max: 2
+            })
+        );
+        assert_eq!(
+            codec.encode_to_vec(
+                "M",
+                &value(1, vec![1, 2], "", vec![Value::U8(1), Value::U8(2)])
+            ),
+            Err(Error::FieldTooLong {
+                field: field("items"),
+                len: 2,
+                max: 1
+            })
+        );
+        assert_eq!(
+            codec.encode_to_vec("M", &value(1, vec![1, 2], "", vec![Value::I8(1)])),
+            Err(Error::ValueMismatch {
+                field: field("items"),
+                expected: "u8"
+            })
+        );
+        let short = MessageValue {
+            version: 1,
+            fields: vec![Value::Enum(1)],
+        };
+        assert_eq!(
+            codec.encode_to_vec("M", &short),
+            Err(Error::ValueMismatch {
+                field: field("M"),
+                expected: "one value per field"
+            })
+        );
+        assert!(matches!(
+            codec.encode_to_vec("Nope", &short),
+            Err(Error::InvalidSchema(_))
+        ));
+    }
+
+    #[test]
+    fn decoding_by_header_names_what_is_unknown() {
+        let codec = Codec::new(&schema()).unwrap();
+        let header = |schema: u16, template: u16| {
+            let mut bytes = vec![8, 0, 0, 0];
+            bytes.extend_from_slice(&schema.to_le_bytes());
+            bytes.extend_from_slice(&template.to_le_bytes());
+            bytes.extend_from_slice(&[1, 0, 0, 0]);
+            bytes
+        };
+        assert_eq!(
+            codec.decode(&header(5, 1)),
+            Err(Error::UnknownSchema { schema_id: 5 })
+        );
+        assert_eq!(
+            codec.decode(&header(4, 2)),
+            Err(Error::UnknownTemplate {
+                schema_id: 4,
+                template_id: 2
+            })
+        );
+    }
+
+    #[test]
+    fn floats_compare_by_bits() {
+        assert_eq!(Value::F64(f64::NAN), Value::F64(f64::NAN));
+        assert_ne!(Value::F32(0.0), Value::F32(-0.0));
+        assert_ne!(Value::U8(1), Value::I8(1));
+    }
+}

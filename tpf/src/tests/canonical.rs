@@ -469,6 +469,11 @@ fn encoding_checks_maxima() {
             max: 2
         })
     );
+    // The dynamic codec refuses the same values with the same errors.
+    let dynamic = super::codec::<Lists>().encode_to_vec("Lists", &super::message_value(&lists));
+    assert_eq!(dynamic, lists.encode_to_vec());
+    let dynamic = super::codec::<Blobs>().encode_to_vec("Blobs", &super::message_value(&blobs));
+    assert_eq!(dynamic, blobs.encode_to_vec());
 }
 
 /// Flips every byte of `value`'s encoding in a few ways; whatever the decoders accept must
