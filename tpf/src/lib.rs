@@ -52,6 +52,20 @@
 //! block as a zerocopy struct) and `NameView<'a>` (the view, with one accessor per field,
 //! `fixed_block()`, `payload_version()` and `to_owned_message()`).
 //!
+//! # Canonical encoding and evolution
+//!
+//! Each value has one encoding at a given version, and decoders refuse every other byte
+//! string with a named [`Error`]: bools other than 0/1, unknown enum values, presence bytes
+//! other than 0/1, absent optionals with non-zero bytes, lengths over their declared maximum
+//! or disagreeing with the data, ill-formed UTF-8, trailing bytes, nesting deeper than
+//! [`DEPTH_MAX`]. Floats are carried as exact bit patterns (every NaN payload, `-0.0`).
+//!
+//! Message types evolve by appending optional fields (`since`). A payload from an older
+//! version decodes the newer fields as absent; a payload from a newer version has its unknown
+//! trailing fixed bytes and parts skipped (after checking that each part is complete) and
+//! re-encodes at the reader's version. Canonicality is per version: a payload at the reader's
+//! version re-encodes byte for byte. Spec sections 7 and 8 give the exact rules.
+//!
 //! Mistakes in a declaration are compile errors. A field added after version 1 must be
 //! optional:
 //!
