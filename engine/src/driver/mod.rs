@@ -9,6 +9,7 @@ pub mod poll;
 pub mod reactor;
 pub mod spool;
 pub mod station;
+pub mod uring;
 
 pub use reactor::Backend;
 pub use station::{BulkHandle, Outcome, Station, StationBuilder, StationError, TraceKeyQuery};
