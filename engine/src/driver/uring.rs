@@ -136,6 +136,15 @@ pub enum UringSetup {
     Plain,
 }
 
+impl UringSetup {
+    /// The order in which setups are tried.
+    const PREFERENCE: [UringSetup; 3] = [
+        UringSetup::DeferTaskrun,
+        UringSetup::CoopTaskrun,
+        UringSetup::Plain,
+    ];
+}
+
 /// Counters of one io_uring reactor, for diagnostics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UringCounters {
@@ -822,8 +831,13 @@ impl UringReactor {
     /// A reactor with the given sizes. Fails as [`UringReactor::new`] does, and with
     /// `InvalidInput` for sizes that are not powers of two or too small.
     pub fn with_config(config: UringConfig) -> io::Result<UringReactor> {
+        UringReactor::with_setups(config, &UringSetup::PREFERENCE)
+    }
+
+    /// A reactor set up with the first of `setups` the kernel accepts.
+    fn with_setups(config: UringConfig, setups: &[UringSetup]) -> io::Result<UringReactor> {
         config.check()?;
-        let (ring, setup) = UringReactor::build_ring(&config)?;
+        let (ring, setup) = UringReactor::build_ring(&config, setups)?;
         UringReactor::check_kernel(&ring)?;
         let mut buffers = BufRing::new(config.buffer_count, config.buffer_len)?;
         // SAFETY: the ring memory stays mapped until the buffer group is unregistered in Drop,
@@ -869,13 +883,12 @@ impl UringReactor {
         Ok(reactor)
     }
 
-    fn build_ring(config: &UringConfig) -> io::Result<(IoUring, UringSetup)> {
+    fn build_ring(
+        config: &UringConfig,
+        setups: &[UringSetup],
+    ) -> io::Result<(IoUring, UringSetup)> {
         let mut last = None;
-        for setup in [
-            UringSetup::DeferTaskrun,
-            UringSetup::CoopTaskrun,
-            UringSetup::Plain,
-        ] {
+        for &setup in setups {
             let mut builder = IoUring::builder();
             builder.setup_cqsize(config.cq_entries);
             match setup {
@@ -898,7 +911,9 @@ impl UringReactor {
                 Err(e) => return Err(setup_error(e)),
             }
         }
-        Err(setup_error(last.expect("at least one setup was tried")))
+        Err(setup_error(last.unwrap_or_else(|| {
+            io::Error::new(ErrorKind::InvalidInput, "no io_uring setup to try")
+        })))
     }
 
     fn check_kernel(ring: &IoUring) -> io::Result<()> {
@@ -1944,18 +1959,18 @@ mod tests {
         }
     }
 
-    fn reactor_with(config: UringConfig) -> Option<UringReactor> {
-        match UringReactor::with_config(config) {
-            Ok(reactor) => Some(reactor),
-            Err(e) => {
-                eprintln!("skipped: io_uring is not available here: {e}");
-                None
+    /// Runs `body` on a fresh reactor in each setup mode this kernel accepts, so that the
+    /// fallback setups are tested too; skips (with a message) the modes it refuses.
+    fn for_each_setup(config: UringConfig, mut body: impl FnMut(UringReactor)) {
+        for setup in UringSetup::PREFERENCE {
+            match UringReactor::with_setups(config, &[setup]) {
+                Ok(reactor) => {
+                    eprintln!("io_uring setup {setup:?}");
+                    body(reactor);
+                }
+                Err(e) => eprintln!("skipped io_uring setup {setup:?}: {e}"),
             }
         }
-    }
-
-    fn reactor() -> Option<UringReactor> {
-        reactor_with(UringConfig::default())
     }
 
     /// Polls until `step` (which sees each poll's events and may act on the reactor) says done.
@@ -2034,325 +2049,318 @@ mod tests {
 
     #[test]
     fn accept_connect_and_echo_small_and_large_writes() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        eprintln!("io_uring setup: {:?}", reactor.setup());
-        let (_, client, server) = connect_pair(&mut reactor);
-        // 2000 frames of 1..300 bytes with five of 1 MiB and more among them.
-        let mut expected = Vec::new();
-        let mut buffers_sent = 0;
-        for i in 0..2000usize {
-            let len = if i % 400 == 7 {
-                (1 << 20) + i * 1000
-            } else {
-                1 + i % 300
-            };
-            let frame = pattern(len, i as u8);
-            expected.extend_from_slice(&frame);
-            reactor.send_stream(client, frame).expect("send");
-            buffers_sent += 1;
-        }
-        assert_eq!(reactor.queued_bytes(client), expected.len());
-        let mut echoed = Vec::new();
-        poll_until(&mut reactor, |reactor, seen| {
-            for event in seen {
-                match event {
-                    Seen::Data(stream, bytes) if stream == server => {
-                        reactor.send_stream(server, bytes).expect("echo");
-                        buffers_sent += 1;
-                    }
-                    Seen::Data(stream, bytes) if stream == client => {
-                        echoed.extend_from_slice(&bytes)
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            let (_, client, server) = connect_pair(&mut reactor);
+            // 2000 frames of 1..300 bytes with five of 1 MiB and more among them.
+            let mut expected = Vec::new();
+            let mut buffers_sent = 0;
+            for i in 0..2000usize {
+                let len = if i % 400 == 7 {
+                    (1 << 20) + i * 1000
+                } else {
+                    1 + i % 300
+                };
+                let frame = pattern(len, i as u8);
+                expected.extend_from_slice(&frame);
+                reactor.send_stream(client, frame).expect("send");
+                buffers_sent += 1;
             }
-            echoed.len() >= expected.len()
-                && reactor.queued_bytes(client) == 0
-                && reactor.queued_bytes(server) == 0
-        });
-        assert_eq!(echoed.len(), expected.len());
-        assert!(echoed == expected, "echoed bytes differ from those sent");
-        let mut reclaimed = Vec::new();
-        reactor.reclaim(&mut reclaimed);
-        assert_eq!(reclaimed.len(), buffers_sent);
-        // Two multishot receives and the multishot accept stay armed.
-        assert_eq!(reactor.ops_in_flight(), 3);
-        eprintln!("counters: {:?}", reactor.counters());
-    }
-
-    #[test]
-    fn peer_close_and_refused_connect_report_closed() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        let (listener, addr) = reactor.listen_tcp(local()).expect("listen");
-        let mut peer = std::net::TcpStream::connect(addr).expect("connect");
-        peer.write_all(b"hello").expect("write");
-        drop(peer);
-        let mut stream = None;
-        let mut data = Vec::new();
-        let mut closed = false;
-        poll_until(&mut reactor, |_, seen| {
-            for event in seen {
-                match event {
-                    Seen::Accepted {
-                        listener: from,
-                        stream: s,
-                    } => {
-                        assert_eq!(from, listener);
-                        stream = Some(s);
-                    }
-                    Seen::Data(s, bytes) => {
-                        assert_eq!(Some(s), stream);
-                        data.extend_from_slice(&bytes);
-                    }
-                    Seen::Closed(s, error) => {
-                        assert_eq!(Some(s), stream);
-                        assert_eq!(error, None);
-                        closed = true;
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            closed
-        });
-        assert_eq!(data, b"hello");
-        let stream = stream.expect("accepted");
-        assert!(reactor.send_stream(stream, vec![1]).is_err());
-
-        let unused = {
-            let probe = std::net::TcpListener::bind(local()).expect("bind");
-            probe.local_addr().expect("address")
-        };
-        let refused = reactor.connect_tcp(unused).expect("connect starts");
-        reactor
-            .send_stream(refused, b"queued".to_vec())
-            .expect("queued while connecting");
-        let mut error = None;
-        poll_until(&mut reactor, |_, seen| {
-            let Some(event) = seen.into_iter().next() else {
-                return false;
-            };
-            let Seen::Closed(s, e) = event else {
-                panic!("unexpected {event:?}");
-            };
-            assert_eq!(s, refused);
-            error = e;
-            true
-        });
-        assert_eq!(error, Some(ErrorKind::ConnectionRefused));
-        assert_eq!(reactor.queued_bytes(refused), 0);
-        let mut reclaimed = Vec::new();
-        reactor.reclaim(&mut reclaimed);
-        assert_eq!(reclaimed, vec![b"queued".to_vec()]);
-        // Only the listener's multishot accept is left.
-        assert_eq!(reactor.ops_in_flight(), 1);
-    }
-
-    #[test]
-    fn datagrams_both_ways_including_a_large_one() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        let (a, a_addr) = reactor.bind_udp(local()).expect("bind a");
-        let (b, b_addr) = reactor.bind_udp(local()).expect("bind b");
-        // Windows of ten keep the burst well inside the receive buffer, so loopback drops none.
-        let mut windows: Vec<Vec<Vec<u8>>> = (0..10)
-            .map(|w| {
-                (0..10)
-                    .map(|i| pattern(1 + (w * 10 + i) * 13, (w * 10 + i) as u8))
-                    .collect()
-            })
-            .collect();
-        windows.push(vec![pattern(65_000, 77)]);
-        for window in windows {
-            for datagram in &window {
-                reactor
-                    .send_datagram(a, b_addr, datagram.clone())
-                    .expect("send");
-            }
+            assert_eq!(reactor.queued_bytes(client), expected.len());
             let mut echoed = Vec::new();
             poll_until(&mut reactor, |reactor, seen| {
                 for event in seen {
                     match event {
-                        Seen::Datagram(socket, from, bytes) if socket == b => {
-                            assert_eq!(from, a_addr);
-                            reactor.send_datagram(b, from, bytes).expect("echo");
+                        Seen::Data(stream, bytes) if stream == server => {
+                            reactor.send_stream(server, bytes).expect("echo");
+                            buffers_sent += 1;
                         }
-                        Seen::Datagram(socket, from, bytes) if socket == a => {
-                            assert_eq!(from, b_addr);
-                            echoed.push(bytes);
+                        Seen::Data(stream, bytes) if stream == client => {
+                            echoed.extend_from_slice(&bytes)
                         }
                         other => panic!("unexpected {other:?}"),
                     }
                 }
-                echoed.len() == window.len()
+                echoed.len() >= expected.len()
+                    && reactor.queued_bytes(client) == 0
+                    && reactor.queued_bytes(server) == 0
             });
-            let mut sent = window.clone();
-            sent.sort();
-            echoed.sort();
-            assert!(echoed == sent, "echoed datagrams differ");
-        }
-        let mut reclaimed = Vec::new();
-        reactor.reclaim(&mut reclaimed);
-        assert!(reclaimed.len() >= 200, "{}", reclaimed.len());
+            assert_eq!(echoed.len(), expected.len());
+            assert!(echoed == expected, "echoed bytes differ from those sent");
+            let mut reclaimed = Vec::new();
+            reactor.reclaim(&mut reclaimed);
+            assert_eq!(reclaimed.len(), buffers_sent);
+            // Two multishot receives and the multishot accept stay armed.
+            assert_eq!(reactor.ops_in_flight(), 3);
+            eprintln!("counters: {:?}", reactor.counters());
+        });
+    }
+
+    #[test]
+    fn peer_close_and_refused_connect_report_closed() {
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            let (listener, addr) = reactor.listen_tcp(local()).expect("listen");
+            let mut peer = std::net::TcpStream::connect(addr).expect("connect");
+            peer.write_all(b"hello").expect("write");
+            drop(peer);
+            let mut stream = None;
+            let mut data = Vec::new();
+            let mut closed = false;
+            poll_until(&mut reactor, |_, seen| {
+                for event in seen {
+                    match event {
+                        Seen::Accepted {
+                            listener: from,
+                            stream: s,
+                        } => {
+                            assert_eq!(from, listener);
+                            stream = Some(s);
+                        }
+                        Seen::Data(s, bytes) => {
+                            assert_eq!(Some(s), stream);
+                            data.extend_from_slice(&bytes);
+                        }
+                        Seen::Closed(s, error) => {
+                            assert_eq!(Some(s), stream);
+                            assert_eq!(error, None);
+                            closed = true;
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                closed
+            });
+            assert_eq!(data, b"hello");
+            let stream = stream.expect("accepted");
+            assert!(reactor.send_stream(stream, vec![1]).is_err());
+
+            let unused = {
+                let probe = std::net::TcpListener::bind(local()).expect("bind");
+                probe.local_addr().expect("address")
+            };
+            let refused = reactor.connect_tcp(unused).expect("connect starts");
+            reactor
+                .send_stream(refused, b"queued".to_vec())
+                .expect("queued while connecting");
+            let mut error = None;
+            poll_until(&mut reactor, |_, seen| {
+                let Some(event) = seen.into_iter().next() else {
+                    return false;
+                };
+                let Seen::Closed(s, e) = event else {
+                    panic!("unexpected {event:?}");
+                };
+                assert_eq!(s, refused);
+                error = e;
+                true
+            });
+            assert_eq!(error, Some(ErrorKind::ConnectionRefused));
+            assert_eq!(reactor.queued_bytes(refused), 0);
+            let mut reclaimed = Vec::new();
+            reactor.reclaim(&mut reclaimed);
+            assert_eq!(reclaimed, vec![b"queued".to_vec()]);
+            // Only the listener's multishot accept is left.
+            assert_eq!(reactor.ops_in_flight(), 1);
+        });
+    }
+
+    #[test]
+    fn datagrams_both_ways_including_a_large_one() {
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            let (a, a_addr) = reactor.bind_udp(local()).expect("bind a");
+            let (b, b_addr) = reactor.bind_udp(local()).expect("bind b");
+            // Windows of ten keep the burst well inside the receive buffer, so loopback drops none.
+            let mut windows: Vec<Vec<Vec<u8>>> = (0..10)
+                .map(|w| {
+                    (0..10)
+                        .map(|i| pattern(1 + (w * 10 + i) * 13, (w * 10 + i) as u8))
+                        .collect()
+                })
+                .collect();
+            windows.push(vec![pattern(65_000, 77)]);
+            for window in windows {
+                for datagram in &window {
+                    reactor
+                        .send_datagram(a, b_addr, datagram.clone())
+                        .expect("send");
+                }
+                let mut echoed = Vec::new();
+                poll_until(&mut reactor, |reactor, seen| {
+                    for event in seen {
+                        match event {
+                            Seen::Datagram(socket, from, bytes) if socket == b => {
+                                assert_eq!(from, a_addr);
+                                reactor.send_datagram(b, from, bytes).expect("echo");
+                            }
+                            Seen::Datagram(socket, from, bytes) if socket == a => {
+                                assert_eq!(from, b_addr);
+                                echoed.push(bytes);
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                    echoed.len() == window.len()
+                });
+                let mut sent = window.clone();
+                sent.sort();
+                echoed.sort();
+                assert!(echoed == sent, "echoed datagrams differ");
+            }
+            let mut reclaimed = Vec::new();
+            reactor.reclaim(&mut reclaimed);
+            assert!(reclaimed.len() >= 200, "{}", reclaimed.len());
+        });
     }
 
     #[test]
     fn file_write_read_sync_and_errors() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        let path = temp_path("file");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("open");
-        let fd = file.as_raw_fd();
-        let first = pattern(10_000, 1);
-        let second = pattern(3 << 20, 2);
-        let total = first.len() + second.len();
-        reactor.file_write(fd, 0, first.clone(), 1);
-        reactor.file_write(fd, first.len() as u64, second.clone(), 2);
-        reactor.file_write(-1, 0, vec![1], 3);
-        reactor.file_sync(-1, 4);
-        type Results = std::collections::BTreeMap<u64, (Result<usize, ErrorKind>, Vec<u8>)>;
-        fn collect(results: &mut Results, seen: Vec<Seen>, want: usize) -> bool {
-            for event in seen {
-                match event {
-                    Seen::File(tag, result, buffer) => {
-                        results.insert(tag, (result, buffer));
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            let path = temp_path("file");
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .expect("open");
+            let fd = file.as_raw_fd();
+            let first = pattern(10_000, 1);
+            let second = pattern(3 << 20, 2);
+            let total = first.len() + second.len();
+            reactor.file_write(fd, 0, first.clone(), 1);
+            reactor.file_write(fd, first.len() as u64, second.clone(), 2);
+            reactor.file_write(-1, 0, vec![1], 3);
+            reactor.file_sync(-1, 4);
+            type Results = std::collections::BTreeMap<u64, (Result<usize, ErrorKind>, Vec<u8>)>;
+            fn collect(results: &mut Results, seen: Vec<Seen>, want: usize) -> bool {
+                for event in seen {
+                    match event {
+                        Seen::File(tag, result, buffer) => {
+                            results.insert(tag, (result, buffer));
+                        }
+                        other => panic!("unexpected {other:?}"),
                     }
-                    other => panic!("unexpected {other:?}"),
                 }
+                results.len() == want
             }
-            results.len() == want
-        }
-        let mut results = Results::new();
-        poll_until(&mut reactor, |_, seen| collect(&mut results, seen, 4));
-        assert_eq!(results[&1].0, Ok(first.len()));
-        assert_eq!(results[&2].0, Ok(second.len()));
-        assert!(
-            results[&2].1 == second,
-            "the write buffer comes back unchanged"
-        );
-        assert!(results[&3].0.is_err());
-        assert!(results[&4].0.is_err());
-        reactor.file_sync(fd, 5);
-        reactor.file_read(fd, 0, vec![0; total], 6);
-        reactor.file_read(fd, total as u64 - 100, vec![0; 4096], 7);
-        poll_until(&mut reactor, |_, seen| collect(&mut results, seen, 7));
-        assert_eq!(results[&5].0, Ok(0));
-        assert_eq!(results[&6].0, Ok(total));
-        let mut both = first.clone();
-        both.extend_from_slice(&second);
-        assert!(results[&6].1 == both, "read back what was written");
-        // A read that meets the end of the file is short.
-        assert_eq!(results[&7].0, Ok(100));
-        assert_eq!(results[&7].1[..100], both[total - 100..]);
-        assert!(std::fs::read(&path).expect("read") == both);
-        assert_eq!(reactor.ops_in_flight(), 0);
-        let _ = std::fs::remove_file(&path);
+            let mut results = Results::new();
+            poll_until(&mut reactor, |_, seen| collect(&mut results, seen, 4));
+            assert_eq!(results[&1].0, Ok(first.len()));
+            assert_eq!(results[&2].0, Ok(second.len()));
+            assert!(
+                results[&2].1 == second,
+                "the write buffer comes back unchanged"
+            );
+            assert!(results[&3].0.is_err());
+            assert!(results[&4].0.is_err());
+            reactor.file_sync(fd, 5);
+            reactor.file_read(fd, 0, vec![0; total], 6);
+            reactor.file_read(fd, total as u64 - 100, vec![0; 4096], 7);
+            poll_until(&mut reactor, |_, seen| collect(&mut results, seen, 7));
+            assert_eq!(results[&5].0, Ok(0));
+            assert_eq!(results[&6].0, Ok(total));
+            let mut both = first.clone();
+            both.extend_from_slice(&second);
+            assert!(results[&6].1 == both, "read back what was written");
+            // A read that meets the end of the file is short.
+            assert_eq!(results[&7].0, Ok(100));
+            assert_eq!(results[&7].1[..100], both[total - 100..]);
+            assert!(std::fs::read(&path).expect("read") == both);
+            assert_eq!(reactor.ops_in_flight(), 0);
+            let _ = std::fs::remove_file(&path);
+        });
     }
 
     #[test]
     fn waker_ends_a_park_from_another_thread() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        // An idle poll parks for its timeout: the waker's read completes only on a wake.
-        let start = Instant::now();
-        reactor
-            .poll(Some(Duration::from_millis(200)), &mut |_| {})
-            .expect("poll");
-        let parked = start.elapsed();
-        assert!(parked >= Duration::from_millis(150), "parked {parked:?}");
-        // No timeout: no wait.
-        let start = Instant::now();
-        reactor.poll(None, &mut |_| {}).expect("poll");
-        reactor
-            .poll(Some(Duration::ZERO), &mut |_| {})
-            .expect("poll");
-        assert!(start.elapsed() < Duration::from_millis(100));
-        for _ in 0..3 {
-            let waker = reactor.waker();
-            let thread = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(30));
-                waker.wake();
-                waker.wake();
-            });
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            // An idle poll parks for its timeout: the waker's read completes only on a wake.
             let start = Instant::now();
-            reactor.poll(Some(WAIT), &mut |_| {}).expect("poll");
-            let woken = start.elapsed();
-            assert!(woken < WAIT / 2, "woken after {woken:?}");
-            thread.join().expect("waker thread");
-        }
+            reactor
+                .poll(Some(Duration::from_millis(200)), &mut |_| {})
+                .expect("poll");
+            let parked = start.elapsed();
+            assert!(parked >= Duration::from_millis(150), "parked {parked:?}");
+            // No timeout: no wait.
+            let start = Instant::now();
+            reactor.poll(None, &mut |_| {}).expect("poll");
+            reactor
+                .poll(Some(Duration::ZERO), &mut |_| {})
+                .expect("poll");
+            assert!(start.elapsed() < Duration::from_millis(100));
+            for _ in 0..3 {
+                let waker = reactor.waker();
+                let thread = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(30));
+                    waker.wake();
+                    waker.wake();
+                });
+                let start = Instant::now();
+                reactor.poll(Some(WAIT), &mut |_| {}).expect("poll");
+                let woken = start.elapsed();
+                assert!(woken < WAIT / 2, "woken after {woken:?}");
+                thread.join().expect("waker thread");
+            }
+        });
     }
 
     #[test]
     fn close_with_ops_in_flight_keeps_buffers_until_completion() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        let peer_listener = std::net::TcpListener::bind(local()).expect("bind");
-        let client = reactor
-            .connect_tcp(peer_listener.local_addr().expect("address"))
-            .expect("connect");
-        poll_until(&mut reactor, |_, seen| {
-            seen.iter()
-                .any(|e| matches!(e, Seen::Connected(s) if *s == client))
-        });
-        let (mut peer, _) = peer_listener.accept().expect("accept");
-        // Far more than the socket buffers hold: the peer never reads, so a send stays in
-        // flight.
-        for i in 0..32 {
-            reactor.send_stream(client, vec![i; 1 << 20]).expect("send");
-        }
-        for _ in 0..20 {
-            reactor
-                .poll(Some(Duration::from_millis(5)), &mut |e| panic!("{e:?}"))
-                .expect("poll");
-        }
-        assert!(reactor.queued_bytes(client) > 0);
-        // The multishot receive and a send.
-        assert_eq!(reactor.ops_in_flight(), 2);
-        reactor.close(client);
-        reactor.close(client);
-        assert_eq!(reactor.queued_bytes(client), 0);
-        assert!(reactor.send_stream(client, vec![1]).is_err());
-        // An explicit close reports nothing; the cancelled ops come back with their buffers.
-        poll_until(&mut reactor, |reactor, seen| {
-            assert!(seen.is_empty(), "{seen:?}");
-            reactor.ops_in_flight() == 0
-        });
-        let mut reclaimed = Vec::new();
-        reactor.reclaim(&mut reclaimed);
-        assert_eq!(reclaimed.len(), 32);
-        assert_peer_sees_close(&mut peer);
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            let peer_listener = std::net::TcpListener::bind(local()).expect("bind");
+            let client = reactor
+                .connect_tcp(peer_listener.local_addr().expect("address"))
+                .expect("connect");
+            poll_until(&mut reactor, |_, seen| {
+                seen.iter()
+                    .any(|e| matches!(e, Seen::Connected(s) if *s == client))
+            });
+            let (mut peer, _) = peer_listener.accept().expect("accept");
+            // Far more than the socket buffers hold: the peer never reads, so a send stays in
+            // flight.
+            for i in 0..32 {
+                reactor.send_stream(client, vec![i; 1 << 20]).expect("send");
+            }
+            for _ in 0..20 {
+                reactor
+                    .poll(Some(Duration::from_millis(5)), &mut |e| panic!("{e:?}"))
+                    .expect("poll");
+            }
+            assert!(reactor.queued_bytes(client) > 0);
+            // The multishot receive and a send.
+            assert_eq!(reactor.ops_in_flight(), 2);
+            reactor.close(client);
+            reactor.close(client);
+            assert_eq!(reactor.queued_bytes(client), 0);
+            assert!(reactor.send_stream(client, vec![1]).is_err());
+            // An explicit close reports nothing; the cancelled ops come back with their buffers.
+            poll_until(&mut reactor, |reactor, seen| {
+                assert!(seen.is_empty(), "{seen:?}");
+                reactor.ops_in_flight() == 0
+            });
+            let mut reclaimed = Vec::new();
+            reactor.reclaim(&mut reclaimed);
+            assert_eq!(reclaimed.len(), 32);
+            assert_peer_sees_close(&mut peer);
 
-        // A connect closed before it was even submitted.
-        let early = reactor
-            .connect_tcp(peer_listener.local_addr().expect("address"))
-            .expect("connect");
-        reactor.close(early);
-        // A listener and a UDP socket with their multishot ops armed.
-        let (listener, listen_addr) = reactor.listen_tcp(local()).expect("listen");
-        let (udp, udp_addr) = reactor.bind_udp(local()).expect("bind");
-        reactor.poll(None, &mut |e| panic!("{e:?}")).expect("poll");
-        reactor.close(listener);
-        reactor.close(udp);
-        poll_until(&mut reactor, |reactor, seen| {
-            assert!(seen.is_empty(), "{seen:?}");
-            reactor.ops_in_flight() == 0
+            // A connect closed before it was even submitted.
+            let early = reactor
+                .connect_tcp(peer_listener.local_addr().expect("address"))
+                .expect("connect");
+            reactor.close(early);
+            // A listener and a UDP socket with their multishot ops armed.
+            let (listener, listen_addr) = reactor.listen_tcp(local()).expect("listen");
+            let (udp, udp_addr) = reactor.bind_udp(local()).expect("bind");
+            reactor.poll(None, &mut |e| panic!("{e:?}")).expect("poll");
+            reactor.close(listener);
+            reactor.close(udp);
+            poll_until(&mut reactor, |reactor, seen| {
+                assert!(seen.is_empty(), "{seen:?}");
+                reactor.ops_in_flight() == 0
+            });
+            // Their descriptors are closed: the addresses can be bound again.
+            std::net::TcpListener::bind(listen_addr).expect("listener address free");
+            std::net::UdpSocket::bind(udp_addr).expect("udp address free");
         });
-        // Their descriptors are closed: the addresses can be bound again.
-        std::net::TcpListener::bind(listen_addr).expect("listener address free");
-        std::net::UdpSocket::bind(udp_addr).expect("udp address free");
     }
 
     #[test]
@@ -2362,43 +2370,42 @@ mod tests {
             buffer_len: 1024,
             ..UringConfig::default()
         };
-        let Some(mut reactor) = reactor_with(config) else {
-            return;
-        };
-        let (_, addr) = reactor.listen_tcp(local()).expect("listen");
-        let expected = pattern(4 << 20, 9);
-        let data = expected.clone();
-        let sender = std::thread::spawn(move || {
-            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-            stream.write_all(&data).expect("write");
-        });
-        let mut received = Vec::new();
-        let mut closed = false;
-        poll_until(&mut reactor, |_, seen| {
-            for event in seen {
-                match event {
-                    Seen::Accepted { .. } => {}
-                    Seen::Data(_, bytes) => {
-                        assert!(bytes.len() <= 1024);
-                        received.extend_from_slice(&bytes);
+        for_each_setup(config, |mut reactor| {
+            let (_, addr) = reactor.listen_tcp(local()).expect("listen");
+            let expected = pattern(4 << 20, 9);
+            let data = expected.clone();
+            let sender = std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+                stream.write_all(&data).expect("write");
+            });
+            let mut received = Vec::new();
+            let mut closed = false;
+            poll_until(&mut reactor, |_, seen| {
+                for event in seen {
+                    match event {
+                        Seen::Accepted { .. } => {}
+                        Seen::Data(_, bytes) => {
+                            assert!(bytes.len() <= 1024);
+                            received.extend_from_slice(&bytes);
+                        }
+                        Seen::Closed(_, error) => {
+                            assert_eq!(error, None);
+                            closed = true;
+                        }
+                        other => panic!("unexpected {other:?}"),
                     }
-                    Seen::Closed(_, error) => {
-                        assert_eq!(error, None);
-                        closed = true;
-                    }
-                    other => panic!("unexpected {other:?}"),
                 }
-            }
-            closed
+                closed
+            });
+            sender.join().expect("sender");
+            assert_eq!(received.len(), expected.len());
+            assert!(
+                received == expected,
+                "received bytes differ from those sent"
+            );
+            let counters = reactor.counters();
+            assert!(counters.recv_enobufs > 0, "{counters:?}");
         });
-        sender.join().expect("sender");
-        assert_eq!(received.len(), expected.len());
-        assert!(
-            received == expected,
-            "received bytes differ from those sent"
-        );
-        let counters = reactor.counters();
-        assert!(counters.recv_enobufs > 0, "{counters:?}");
     }
 
     #[test]
@@ -2408,117 +2415,225 @@ mod tests {
             cq_entries: 64,
             ..UringConfig::default()
         };
-        let Some(mut reactor) = reactor_with(config) else {
-            return;
-        };
-        let sockets: Vec<(Token, SocketAddr)> = (0..8)
-            .map(|_| reactor.bind_udp(local()).expect("bind"))
-            .collect();
-        for (i, (socket, _)) in sockets.iter().enumerate() {
-            let (_, next) = sockets[(i + 1) % sockets.len()];
-            reactor
-                .send_datagram(*socket, next, vec![i as u8; 100])
-                .expect("send");
-        }
-        let mut got = Vec::new();
-        poll_until(&mut reactor, |_, seen| {
-            for event in seen {
-                match event {
-                    Seen::Datagram(socket, from, bytes) => got.push((socket, from, bytes[0])),
-                    other => panic!("unexpected {other:?}"),
-                }
+        for_each_setup(config, |mut reactor| {
+            let sockets: Vec<(Token, SocketAddr)> = (0..8)
+                .map(|_| reactor.bind_udp(local()).expect("bind"))
+                .collect();
+            for (i, (socket, _)) in sockets.iter().enumerate() {
+                let (_, next) = sockets[(i + 1) % sockets.len()];
+                reactor
+                    .send_datagram(*socket, next, vec![i as u8; 100])
+                    .expect("send");
             }
-            got.len() == sockets.len()
+            let mut got = Vec::new();
+            poll_until(&mut reactor, |_, seen| {
+                for event in seen {
+                    match event {
+                        Seen::Datagram(socket, from, bytes) => got.push((socket, from, bytes[0])),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                got.len() == sockets.len()
+            });
+            for (socket, from, first) in got {
+                let i = sockets
+                    .iter()
+                    .position(|(s, _)| *s == socket)
+                    .expect("ours");
+                let previous = (i + sockets.len() - 1) % sockets.len();
+                assert_eq!(from, sockets[previous].1);
+                assert_eq!(first as usize, previous);
+            }
+            assert!(reactor.counters().submits_early > 0);
         });
-        for (socket, from, first) in got {
-            let i = sockets
-                .iter()
-                .position(|(s, _)| *s == socket)
-                .expect("ours");
-            let previous = (i + sockets.len() - 1) % sockets.len();
-            assert_eq!(from, sockets[previous].1);
-            assert_eq!(first as usize, previous);
-        }
-        assert!(reactor.counters().submits_early > 0);
+    }
+
+    #[test]
+    fn a_tiny_completion_queue_overflows_without_losing_datagrams() {
+        // 4 CQ entries against 64 datagrams waiting before the first poll: the multishot
+        // recvmsg posts more completions than the CQ holds; the kernel parks them (or ends the
+        // multishot op, which is re-armed) and nothing is lost.
+        let config = UringConfig {
+            sq_entries: 2,
+            cq_entries: 4,
+            ..UringConfig::default()
+        };
+        for_each_setup(config, |mut reactor| {
+            let (socket, addr) = reactor.bind_udp(local()).expect("bind");
+            reactor.poll(None, &mut |e| panic!("{e:?}")).expect("poll");
+            let sender = std::net::UdpSocket::bind(local()).expect("sender");
+            for i in 0..64u8 {
+                sender.send_to(&[i; 100], addr).expect("send");
+            }
+            let mut got = Vec::new();
+            poll_until(&mut reactor, |_, seen| {
+                for event in seen {
+                    match event {
+                        Seen::Datagram(s, _, bytes) => {
+                            assert_eq!(s, socket);
+                            got.push(bytes[0]);
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                got.len() == 64
+            });
+            got.sort_unstable();
+            assert_eq!(got, (0..64).collect::<Vec<u8>>());
+            eprintln!("counters: {:?}", reactor.counters());
+        });
     }
 
     #[test]
     fn drop_with_ops_in_flight_closes_every_descriptor() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        let peer_listener = std::net::TcpListener::bind(local()).expect("bind");
-        let (_, listen_addr) = reactor.listen_tcp(local()).expect("listen");
-        let (_, udp_addr) = reactor.bind_udp(local()).expect("bind");
-        let client = reactor
-            .connect_tcp(peer_listener.local_addr().expect("address"))
-            .expect("connect");
-        poll_until(&mut reactor, |_, seen| {
-            seen.iter()
-                .any(|e| matches!(e, Seen::Connected(s) if *s == client))
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            let peer_listener = std::net::TcpListener::bind(local()).expect("bind");
+            let (_, listen_addr) = reactor.listen_tcp(local()).expect("listen");
+            let (_, udp_addr) = reactor.bind_udp(local()).expect("bind");
+            let client = reactor
+                .connect_tcp(peer_listener.local_addr().expect("address"))
+                .expect("connect");
+            poll_until(&mut reactor, |_, seen| {
+                seen.iter()
+                    .any(|e| matches!(e, Seen::Connected(s) if *s == client))
+            });
+            let (mut peer, _) = peer_listener.accept().expect("accept");
+            for i in 0..16 {
+                reactor.send_stream(client, vec![i; 1 << 20]).expect("send");
+            }
+            let path = temp_path("drop");
+            let file = std::fs::File::create(&path).expect("create");
+            reactor.file_write(file.as_raw_fd(), 0, vec![7; 1 << 20], 1);
+            reactor
+                .poll(Some(Duration::from_millis(20)), &mut |_| {})
+                .expect("poll");
+            assert!(reactor.ops_in_flight() >= 4);
+            drop(reactor);
+            assert_peer_sees_close(&mut peer);
+            std::net::TcpListener::bind(listen_addr).expect("listener address free");
+            std::net::UdpSocket::bind(udp_addr).expect("udp address free");
+            let _ = std::fs::remove_file(&path);
         });
-        let (mut peer, _) = peer_listener.accept().expect("accept");
-        for i in 0..16 {
-            reactor.send_stream(client, vec![i; 1 << 20]).expect("send");
-        }
-        let path = temp_path("drop");
-        let file = std::fs::File::create(&path).expect("create");
-        reactor.file_write(file.as_raw_fd(), 0, vec![7; 1 << 20], 1);
-        reactor
-            .poll(Some(Duration::from_millis(20)), &mut |_| {})
-            .expect("poll");
-        assert!(reactor.ops_in_flight() >= 4);
-        drop(reactor);
-        assert_peer_sees_close(&mut peer);
-        std::net::TcpListener::bind(listen_addr).expect("listener address free");
-        std::net::UdpSocket::bind(udp_addr).expect("udp address free");
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
     fn drop_before_the_first_poll_frees_everything() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        let (_, listen_addr) = reactor.listen_tcp(local()).expect("listen");
-        let (_, udp_addr) = reactor.bind_udp(local()).expect("bind");
-        let stream = reactor.connect_tcp(listen_addr).expect("connect");
-        reactor.send_stream(stream, vec![1; 100]).expect("queued");
-        drop(reactor);
-        std::net::TcpListener::bind(listen_addr).expect("listener address free");
-        std::net::UdpSocket::bind(udp_addr).expect("udp address free");
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            let (_, listen_addr) = reactor.listen_tcp(local()).expect("listen");
+            let (_, udp_addr) = reactor.bind_udp(local()).expect("bind");
+            let stream = reactor.connect_tcp(listen_addr).expect("connect");
+            reactor.send_stream(stream, vec![1; 100]).expect("queued");
+            drop(reactor);
+            std::net::TcpListener::bind(listen_addr).expect("listener address free");
+            std::net::UdpSocket::bind(udp_addr).expect("udp address free");
+        });
     }
 
     #[test]
     fn the_first_polling_thread_owns_the_ring() {
-        let Some(mut reactor) = reactor() else {
-            return;
-        };
-        // Built here, run on another thread, as a station does.
-        let (_, addr) = reactor.listen_tcp(local()).expect("listen");
-        let runner = std::thread::spawn(move || {
-            let peer = std::net::TcpStream::connect(addr).expect("connect");
-            poll_until(&mut reactor, |_, seen| {
-                seen.iter().any(|e| matches!(e, Seen::Accepted { .. }))
+        for_each_setup(UringConfig::default(), |mut reactor| {
+            // Built here, run on another thread, as a station does.
+            let (_, addr) = reactor.listen_tcp(local()).expect("listen");
+            let runner = std::thread::spawn(move || {
+                let peer = std::net::TcpStream::connect(addr).expect("connect");
+                poll_until(&mut reactor, |_, seen| {
+                    seen.iter().any(|e| matches!(e, Seen::Accepted { .. }))
+                });
+                drop(peer);
+                reactor
             });
-            drop(peer);
-            reactor
+            let mut reactor = runner.join().expect("runner");
+            // Polled on a third thread: a single-issuer ring refuses, with a clear error.
+            let setup = reactor.setup();
+            let intruder = std::thread::spawn(move || {
+                let result = reactor.poll(None, &mut |_| {});
+                (reactor, result)
+            });
+            let (reactor, result) = intruder.join().expect("intruder");
+            if setup == UringSetup::DeferTaskrun {
+                let error = result.expect_err("another thread cannot submit");
+                assert!(error.to_string().contains("SINGLE_ISSUER"), "{error}");
+            }
+            // Dropped away from its issuer thread, the reactor cannot drain the ring: it leaks
+            // what the kernel may still use rather than free it.
+            drop(reactor);
         });
-        let mut reactor = runner.join().expect("runner");
-        // Polled on a third thread: a single-issuer ring refuses, with a clear error.
-        let setup = reactor.setup();
-        let intruder = std::thread::spawn(move || {
-            let result = reactor.poll(None, &mut |_| {});
-            (reactor, result)
-        });
-        let (reactor, result) = intruder.join().expect("intruder");
-        if setup == UringSetup::DeferTaskrun {
-            let error = result.expect_err("another thread cannot submit");
-            assert!(error.to_string().contains("SINGLE_ISSUER"), "{error}");
+    }
+
+    /// Makes `io_uring_setup` fail with `errno` on the calling thread only (seccomp filters
+    /// without TSYNC are per thread), as Docker's default profile does with EPERM.
+    fn block_io_uring_setup(errno: i32) {
+        let statement = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let filter = [
+            // Load the syscall number (offset 0 of struct seccomp_data).
+            statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+            statement(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                libc::SYS_io_uring_setup as u32,
+                0,
+                1,
+            ),
+            statement(
+                libc::BPF_RET | libc::BPF_K,
+                libc::SECCOMP_RET_ERRNO | errno as u32,
+                0,
+                0,
+            ),
+            statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+        ];
+        let program = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: plain prctl calls; the program points at a live filter array, which the
+        // kernel copies.
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            assert_eq!(
+                libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ),
+                0,
+                "{}",
+                io::Error::last_os_error()
+            );
         }
-        // Dropped away from its issuer thread, the reactor cannot drain the ring: it leaks
-        // what the kernel may still use rather than free it.
-        drop(reactor);
+    }
+
+    #[test]
+    fn blocked_or_absent_io_uring_falls_back_to_epoll() {
+        for (errno, kind) in [
+            (libc::EPERM, ErrorKind::PermissionDenied),
+            (libc::ENOSYS, ErrorKind::Unsupported),
+        ] {
+            std::thread::spawn(move || {
+                block_io_uring_setup(errno);
+                let error = UringReactor::new()
+                    .err()
+                    .expect("io_uring_setup is blocked");
+                assert_eq!(error.kind(), kind, "{error}");
+                assert!(error.to_string().contains("TAMTAM_IO=poll"), "{error}");
+                match Backend::Auto.from_env() {
+                    Backend::Uring => assert!(reactor::open(Backend::Auto).is_err()),
+                    _ => {
+                        let fallback = reactor::open(Backend::Auto).expect("auto falls back");
+                        assert_eq!(fallback.name(), "epoll");
+                    }
+                }
+                if Backend::Uring.from_env() == Backend::Uring {
+                    assert!(reactor::open(Backend::Uring).is_err());
+                }
+            })
+            .join()
+            .expect("blocked thread");
+        }
     }
 
     #[test]
