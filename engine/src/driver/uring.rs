@@ -7,9 +7,9 @@
 //!   `COOP_TASKRUN`, else no optional flags; it probes every opcode and feature it relies on and
 //!   fails with an error naming what is missing, so [`super::reactor::open`] falls back to epoll.
 //!   Stream and datagram receives use one provided-buffer ring (`IORING_REGISTER_PBUF_RING`).
-//! - **Ops as types.** Each operation is a type that builds its SQE ([`AcceptOp`], [`RecvOp`],
-//!   [`SendOp`]…). Queued and in-flight ops live in an [`OpTable`] slab; an SQE's `user_data`
-//!   is the op's slab index, and the values from [`USER_DATA_RESERVED_MIN`] up mark internal
+//! - **Ops as types.** Each operation is a type that builds its SQE (`AcceptOp`, `RecvOp`,
+//!   `SendOp`…). Queued and in-flight ops live in an `OpTable` slab; an SQE's `user_data`
+//!   is the op's slab index, and the values from `USER_DATA_RESERVED_MIN` up mark internal
 //!   entries (the waker's eventfd read, the teardown cancel).
 //! - **Submit and complete.** The shard queues work during its cycle (`send_stream`,
 //!   `file_write`…) without entering the kernel. [`Reactor::poll`] builds the send SQEs, makes
@@ -1189,15 +1189,7 @@ impl UringReactor {
             }
             SocketIo::Udp(io) => {
                 io.scheduled = false;
-                let mut datagrams = Vec::new();
-                while io.sending < DATAGRAMS_IN_FLIGHT_MAX {
-                    let Some(datagram) = io.out.pop_front() else {
-                        break;
-                    };
-                    io.sending += 1;
-                    datagrams.push(datagram);
-                }
-                for (to, datagram) in datagrams {
+                while let Some((to, datagram)) = self.next_datagram(token) {
                     let mut message = self.datagram_messages.pop().unwrap_or_else(|| {
                         Box::new(DatagramMessage {
                             // SAFETY: msghdr, iovec and sockaddr_storage are plain old data;
@@ -1222,6 +1214,26 @@ impl UringReactor {
                 }
             }
         }
+    }
+
+    /// The next queued datagram of a UDP socket, if it may have another send in flight.
+    fn next_datagram(&mut self, token: Token) -> Option<(SocketAddr, Vec<u8>)> {
+        let Some(Socket {
+            io: SocketIo::Udp(io),
+            closing: false,
+            ..
+        }) = self.socket_mut(token)
+        else {
+            return None;
+        };
+        // Several sends in flight may reorder datagrams when the socket buffer is full; UDP
+        // promises no order, and the bus does not rely on it.
+        if io.sending >= DATAGRAMS_IN_FLIGHT_MAX {
+            return None;
+        }
+        let datagram = io.out.pop_front()?;
+        io.sending += 1;
+        Some(datagram)
     }
 
     /// Moves the backlog into the SQ, submitting early whenever the SQ is full.
@@ -1395,6 +1407,7 @@ impl UringReactor {
     ) -> usize {
         let stream = op.stream;
         let mut events = 0;
+        debug_assert!(result <= 0 || cqueue::buffer_select(flags).is_some());
         if let Some(bid) = cqueue::buffer_select(flags) {
             if result > 0 && self.is_open(stream) {
                 // SAFETY: the kernel filled `result` bytes of buffer `bid` and handed it to us;
