@@ -20,6 +20,15 @@ fn backends() -> Vec<Backend> {
     backends
 }
 
+/// The reactor name a station on `backend` must report (after `TAMTAM_IO`).
+fn expected_name(backend: Backend) -> Option<&'static str> {
+    match backend.from_env() {
+        Backend::Poll => Some("epoll"),
+        Backend::Uring => Some("io_uring"),
+        Backend::Auto => None,
+    }
+}
+
 fn temp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tamtam-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -85,6 +94,11 @@ fn tcp_fast_request_stream_and_bulk() {
             .spool_dir(dir.join("spool-a"))
             .build()
             .unwrap();
+        if let Some(name) = expected_name(backend) {
+            assert_eq!(a.backend(), name);
+            assert_eq!(b.backend(), name);
+        }
+        eprintln!("station backend: {}", a.backend());
         a.wait_for_port(2001, WAIT).unwrap();
 
         let outcome = a
@@ -145,6 +159,11 @@ fn udp_fast_message_with_ack() {
             .spool_dir(dir.join("a"))
             .build()
             .unwrap();
+        if let Some(name) = expected_name(backend) {
+            assert_eq!(a.backend(), name);
+            assert_eq!(b.backend(), name);
+        }
+        eprintln!("station backend: {}", a.backend());
         a.wait_for_port(2000, WAIT).unwrap();
         for i in 0..50u8 {
             let outcome = a

@@ -10,6 +10,7 @@ pub mod poll;
 pub mod reactor;
 pub mod spool;
 pub mod station;
+pub mod uring;
 
 pub use link::{ExternalLink, ExternalListener};
 pub use reactor::Backend;

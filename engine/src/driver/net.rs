@@ -76,3 +76,31 @@ pub fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     };
     (storage, len as libc::socklen_t)
 }
+
+/// The address in the raw `sockaddr` bytes a kernel wrote (`sockaddr_in` or `sockaddr_in6`,
+/// possibly followed by padding), or `None` for another family or too few bytes.
+pub fn socket_addr_from_bytes(bytes: &[u8]) -> Option<SocketAddr> {
+    let family = libc::sa_family_t::from_ne_bytes(bytes.get(..2)?.try_into().ok()?);
+    match libc::c_int::from(family) {
+        libc::AF_INET if bytes.len() >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the length is checked above; sockaddr_in is plain old data, and the read
+            // is unaligned because `bytes` carries no alignment guarantee.
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 if bytes.len() >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}

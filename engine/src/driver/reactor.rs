@@ -205,14 +205,18 @@ impl Backend {
     }
 }
 
-/// Builds a reactor for `backend`, falling back from io_uring to epoll when io_uring is not
-/// available (EPERM under a seccomp filter, ENOSYS on old kernels) and `backend` is `Auto`.
+/// Builds a reactor for `backend` (after `TAMTAM_IO`, see [`Backend::from_env`]).
+///
+/// `Auto` tries io_uring and falls back to epoll on any error: io_uring blocked (EPERM under a
+/// seccomp filter or `kernel.io_uring_disabled`), absent (ENOSYS on old kernels), or lacking a
+/// feature the io_uring backend needs. `Uring` reports that error instead.
 pub fn open(backend: Backend) -> io::Result<Box<dyn Reactor>> {
     match backend.from_env() {
-        Backend::Poll | Backend::Auto => Ok(Box::new(super::poll::PollReactor::new()?)),
-        Backend::Uring => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the io_uring backend is not available in this build; use TAMTAM_IO=poll",
-        )),
+        Backend::Poll => Ok(Box::new(super::poll::PollReactor::new()?)),
+        Backend::Uring => Ok(Box::new(super::uring::UringReactor::new()?)),
+        Backend::Auto => match super::uring::UringReactor::new() {
+            Ok(reactor) => Ok(Box::new(reactor)),
+            Err(_) => Ok(Box::new(super::poll::PollReactor::new()?)),
+        },
     }
 }
