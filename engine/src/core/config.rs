@@ -17,7 +17,9 @@ pub struct BusConfig {
 
     /// Messages delivered to handlers per cycle at most.
     pub deliver_budget: usize,
-    /// Frames queued for transmission per cycle at most (the bus capacity of one cycle).
+    /// The transmit budget of one cycle: control frames up to this many, and data frames up to
+    /// `100 - control_reserve_percent` percent of it, counted separately
+    /// (`spec/model/Cycle-v1.md` §3.8); also the handler emits accepted per cycle.
     pub transmit_budget: usize,
     /// At most this many consecutive frames to one recipient while others wait (default 10).
     pub consecutive_per_recipient_max: u32,
@@ -64,7 +66,8 @@ pub struct BusConfig {
 
     /// Default stream lifetime in cycles (3 to 5 per the seed).
     pub stream_lifetime: u8,
-    /// Recently seen stream tokens remembered per receiver.
+    /// Bounds the streams a receiver keeps a token cache for: at most 16 × this many, after
+    /// which every cache is cleared. Tokens per stream are [`super::streams::TOKENS`].
     pub stream_cache_tokens: usize,
     /// Stream frames queued per subscribed port; the oldest is dropped when full.
     pub stream_queue_capacity: usize,
@@ -82,7 +85,7 @@ pub struct BusConfig {
     pub aging_step: Duration,
     /// Fallback for a request to an unserved language port (101–1000).
     pub language_fallback: Option<u16>,
-    /// Ports whose traffic is forwarded to the logger tee (none by default: all).
+    /// Reserved; the v1 bus does not use it.
     pub delivered_log_capacity: usize,
     /// Hold every ACK-required message until the driver has journaled it
     /// ([`super::bus::Bus::take_journal`], then [`super::bus::Bus::journaled`]).
@@ -202,8 +205,9 @@ impl BusConfig {
         Ok(())
     }
 
-    /// The longest time a message may still be retransmitted after its first send: the sum of
-    /// every backoff. Receivers rely on it; see `spec/model/Reliability-v1.md`.
+    /// The nominal time from a message's first transmission to its dead-letter by timeout: the
+    /// sum of the backoffs at the initial RTO, without jitter or BUSY answers. Not an upper bound
+    /// (an adapted RTO, jitter and BUSY lengthen it); see `spec/model/Reliability-v1.md` §5.6.
     pub fn retry_span(&self) -> Duration {
         let mut total = Duration::ZERO;
         let mut rto = self.rto_initial.max(self.rto_min);

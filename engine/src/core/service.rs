@@ -12,7 +12,8 @@ use super::wire::frame::{Flags, Header, Lane, RecipientKind};
 pub enum Recipient {
     /// One station.
     Station(u32),
-    /// Any one station serving the port (load spread between servers; the nearest when equal).
+    /// Any one station serving the port: this station if it serves it, else the reachable
+    /// server with the fewest unresolved messages from this station (ties at random).
     Service,
     /// Every member of the group whose id is the port.
     Group,

@@ -12,8 +12,9 @@
 //!
 //! Replay keeps SEND records without a DONE, and the highest sequence per destination and the
 //! highest request counter ever journaled, so a restarted station continues its channels
-//! exactly where it stopped (same incarnation, same sequence space): receivers suppress the
-//! resent duplicates, and nothing ACK-required is lost. A torn tail (crash mid-append) is
+//! where it stopped (same sequence space; restored messages keep their request ids and so their
+//! old epoch, new messages get the new incarnation): receivers suppress the resent duplicates,
+//! and nothing ACK-required is lost. A torn tail (crash mid-append) is
 //! ignored. The journal is compacted (rewritten to a temp file, then renamed) when mostly
 //! resolved.
 
