@@ -108,6 +108,16 @@ pub enum Event {
         /// The payload.
         payload: Vec<u8>,
     },
+    /// A service message moved to another server because its server became unreachable
+    /// (a durable outbox settles the entry journaled for the old server).
+    Rerouted {
+        /// The message's request id.
+        request_id: u64,
+        /// The server it was sent to.
+        from: u32,
+        /// The server it goes to now.
+        to: u32,
+    },
     /// A neighbour link came alive.
     PeerUp {
         /// The neighbour.
@@ -268,6 +278,9 @@ struct Pending {
     destination: u32,
     attempts: u8,
     busy: u8,
+    /// Bumped whenever the message's retransmission timer is rearmed; a timer whose
+    /// generation differs is stale.
+    timer_gen: u32,
     first_sent: Option<Instant>,
     last_sent: Option<Instant>,
     queued_at: Instant,
@@ -350,7 +363,7 @@ pub struct Bus {
     route_counter: u32,
     channels: BTreeMap<u32, SendChannel>,
     outbox_len: usize,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32, u8)>>,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32, u32)>>,
     channel_cursor: u32,
 
     windows: HashMap<(u32, u32), SenderWindows>,
@@ -363,7 +376,7 @@ pub struct Bus {
 
     stream_sources: BTreeMap<(u16, u32), StreamSource>,
     stream_out: VecDeque<StreamCopy>,
-    token_caches: HashMap<(u32, u64), TokenCache>,
+    token_caches: HashMap<(u32, u64, u16), TokenCache>,
 
     out_transfers: BTreeMap<u64, OutTransfer>,
     in_transfers: BTreeMap<String, InTransfer>,
@@ -798,6 +811,7 @@ impl Bus {
     fn has_work(&self) -> bool {
         !self.loopback.is_empty()
             || !self.control_out.is_empty()
+            || !self.trace_out.is_empty()
             || !self.forward_out.is_empty()
             || !self.stream_out.is_empty()
             || !self.acks_due.is_empty()
@@ -921,6 +935,7 @@ impl Bus {
                 destination,
                 attempts: 0,
                 busy: 0,
+                timer_gen: 0,
                 first_sent: None,
                 last_sent: None,
                 queued_at: self.now,
@@ -1126,6 +1141,7 @@ impl Bus {
                 destination: entry.destination,
                 attempts: 0,
                 busy: 0,
+                timer_gen: 0,
                 first_sent: None,
                 last_sent: None,
                 queued_at: self.now,
@@ -1416,20 +1432,20 @@ impl Bus {
             self.reroute_services();
         }
         // Retransmission timers.
-        while let Some(&Reverse((at, destination, seq, attempts))) = self.timers.peek() {
+        while let Some(&Reverse((at, destination, seq, generation))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
             work += 1;
-            self.retransmit_due(destination, seq, attempts);
+            self.retransmit_due(destination, seq, generation);
         }
         // Bulk timers.
         work += self.bulk_timers();
         work
     }
 
-    fn retransmit_due(&mut self, destination: u32, seq: u32, attempts: u8) {
+    fn retransmit_due(&mut self, destination: u32, seq: u32, generation: u32) {
         let attempts_max = self.config.attempts_max;
         let busy_max = self.config.busy_max;
         let Some(channel) = self.channels.get_mut(&destination) else {
@@ -1438,7 +1454,7 @@ impl Bus {
         let Some(pending) = channel.pending.get_mut(&seq) else {
             return;
         };
-        if pending.attempts + pending.busy != attempts || pending.in_ready {
+        if pending.timer_gen != generation || pending.in_ready {
             return; // A stale timer: the message was resent or answered meanwhile.
         }
         if pending.attempts >= attempts_max {
@@ -1467,50 +1483,59 @@ impl Bus {
             .filter(|&d| d != self.config.station_id && self.topology.route(d).is_none())
             .collect();
         for destination in unreachable {
-            let moved: Vec<u32> = self.channels[&destination]
+            // Sent messages (with a sequence) move only when another server is reachable now;
+            // otherwise they stay, with their sequence, so the old server never sees one
+            // message under two sequences.
+            let sent: Vec<(u32, u16)> = self.channels[&destination]
                 .pending
                 .iter()
                 .filter(|(_, p)| p.header.recipient_kind == RecipientKind::Service)
-                .map(|(&seq, _)| seq)
+                .map(|(&seq, p)| (seq, p.header.recipient_port))
                 .collect();
-            let backlog_moved: Vec<Pending> = {
+            for (seq, port) in sent {
+                let Some(server) = self.pick_server(port).filter(|&s| s != destination) else {
+                    continue;
+                };
                 let channel = self.channels.get_mut(&destination).expect("listed");
-                let (service, other): (Vec<Pending>, Vec<Pending>) = channel
-                    .backlog
-                    .drain(..)
-                    .partition(|p| p.header.recipient_kind == RecipientKind::Service);
-                channel.backlog = other.into();
-                service
-            };
-            let mut to_move: Vec<Pending> = backlog_moved;
-            for seq in moved {
-                let channel = self.channels.get_mut(&destination).expect("listed");
-                if let Some(p) = channel.pending.remove(&seq) {
-                    channel.ready.retain(|&s| s != seq);
-                    to_move.push(p);
+                channel.ready.retain(|&s| s != seq);
+                let Some(pending) = channel.pending.remove(&seq) else {
+                    continue;
+                };
+                // It may have been journaled for the old server: that entry is settled.
+                self.push_event(Event::Rerouted {
+                    request_id: pending.header.request_id,
+                    from: destination,
+                    to: server,
+                });
+                self.move_to_server(pending, server);
+            }
+            // Messages not yet sent move freely.
+            let backlog =
+                std::mem::take(&mut self.channels.get_mut(&destination).expect("listed").backlog);
+            let mut kept = VecDeque::new();
+            for pending in backlog {
+                let server = (pending.header.recipient_kind == RecipientKind::Service)
+                    .then(|| self.pick_server(pending.header.recipient_port))
+                    .flatten()
+                    .filter(|&s| s != destination);
+                match server {
+                    Some(server) => self.move_to_server(pending, server),
+                    None => kept.push_back(pending),
                 }
             }
-            for mut pending in to_move {
-                let port = pending.header.recipient_port;
-                match self.pick_server(port) {
-                    Some(server) if server != destination => {
-                        pending.destination = server;
-                        pending.header.recipient_id = server;
-                        pending.attempts = 0;
-                        pending.busy = 0;
-                        pending.in_ready = false;
-                        self.channel(server).backlog.push_back(pending);
-                        self.admit_backlog(server);
-                    }
-                    _ => {
-                        // No other server: keep trying the old one until the budget runs out.
-                        let channel = self.channels.get_mut(&destination).expect("listed");
-                        channel.backlog.push_back(pending);
-                    }
-                }
-            }
+            self.channels.get_mut(&destination).expect("listed").backlog = kept;
             self.admit_backlog(destination);
         }
+    }
+
+    fn move_to_server(&mut self, mut pending: Pending, server: u32) {
+        pending.destination = server;
+        pending.header.recipient_id = server;
+        pending.attempts = 0;
+        pending.busy = 0;
+        pending.in_ready = false;
+        self.channel(server).backlog.push_back(pending);
+        self.admit_backlog(server);
     }
 
     fn dead_letter(&mut self, destination: u32, seq: u32, reason: Reason) {
@@ -1707,6 +1732,7 @@ impl Bus {
         }
         let reporter_answer =
             (service.is_none() && port == registry::REPORTER).then(|| self.stats_payload());
+        let mut reply_event = None;
         let mut ctx = Context {
             now: self.now,
             station_id: self.config.station_id,
@@ -1722,7 +1748,7 @@ impl Bus {
                 ctx.reply(&message, reporter_answer.unwrap_or_default());
             }
             None if header.flags.contains(Flags::REPLY) => {
-                self.events.push_back(Event::Reply {
+                reply_event = Some(Event::Reply {
                     from: header.sender_id,
                     port,
                     route_id: header.route_id,
@@ -1730,6 +1756,9 @@ impl Bus {
                 });
             }
             None => {}
+        }
+        if let Some(event) = reply_event {
+            self.push_event(event);
         }
         if let Some(state) = self.ports.get_mut(&port) {
             state.service = service;
@@ -2004,7 +2033,8 @@ impl Bus {
             .min(self.config.rto_max);
         let jitter = Duration::from_nanos(self.rng.below(backoff.as_nanos() / 8 + 1));
         let deadline = now + backoff + jitter;
-        let marker = pending.attempts + pending.busy;
+        pending.timer_gen = pending.timer_gen.wrapping_add(1);
+        let marker = pending.timer_gen;
         let payload = std::mem::take(&mut pending.payload);
         if let Some(link) = link {
             self.encode_to(link, &header, &payload);
@@ -2270,7 +2300,16 @@ impl Bus {
         self.forward_out.push_back((out, buffer));
     }
 
-    fn window_for(&mut self, sender: u32, as_id: u32, epoch: u32) -> Option<&mut ReceiveWindow> {
+    /// The receive window of `(sender, as_id, epoch)`, created on first contact so that `seq`
+    /// (the first sequence seen) is its newest slot: every sequence more than a window below
+    /// it is resolved at the sender (its invariant), whatever the channel's age.
+    fn window_for(
+        &mut self,
+        sender: u32,
+        as_id: u32,
+        epoch: u32,
+        seq: u32,
+    ) -> Option<&mut ReceiveWindow> {
         let key = (sender, as_id);
         if !self.windows.contains_key(&key) && self.windows.len() >= self.config.stations_max {
             // Full: forget the longest-idle sender if it has been silent for longer than any
@@ -2310,7 +2349,10 @@ impl Bus {
                 .expect("non-empty");
             windows.epochs.remove(i);
         }
-        windows.epochs.push((epoch, ReceiveWindow::new()));
+        windows.epochs.push((
+            epoch,
+            ReceiveWindow::starting_at(seq.wrapping_sub(super::dedup::WINDOW - 1)),
+        ));
         windows.epochs.last_mut().map(|(_, w)| w)
     }
 
@@ -2321,7 +2363,7 @@ impl Bus {
         let epoch = (header.request_id >> 32) as u32;
         let seq = header.sequence;
         if ack_required {
-            let Some(window) = self.window_for(sender, as_id, epoch) else {
+            let Some(window) = self.window_for(sender, as_id, epoch, seq) else {
                 self.stats.stale_epoch_drops += 1;
                 return;
             };
@@ -2392,7 +2434,7 @@ impl Bus {
             expires_cycle: 0,
         });
         if ack_required {
-            if let Some(window) = self.window_for(sender, as_id, epoch) {
+            if let Some(window) = self.window_for(sender, as_id, epoch, seq) {
                 window.accept(seq);
             }
         }
@@ -2497,9 +2539,15 @@ impl Bus {
         let backoff = rto
             .saturating_mul(1u64 << pending.busy.min(10))
             .min(rto_max);
-        let marker = pending.attempts + pending.busy;
+        // Full jitter over [backoff/2, backoff * 3/2): senders turned away together must not
+        // come back together (a thundering herd would be turned away again).
+        let half = backoff.as_nanos() / 2;
+        let wait = Duration::from_nanos(half + self.rng.below(backoff.as_nanos().max(1)));
+        // Rearm: the timer of the previous transmission is now stale.
+        pending.timer_gen = pending.timer_gen.wrapping_add(1);
+        let marker = pending.timer_gen;
         self.timers
-            .push(Reverse((now + backoff, header.sender_id, busy.seq, marker)));
+            .push(Reverse((now + wait, header.sender_id, busy.seq, marker)));
     }
 
     fn handle_control(&mut self, header: &Header, payload: &[u8], as_id: u32) {
@@ -2522,7 +2570,7 @@ impl Bus {
 
     fn handle_stream(&mut self, header: &Header, payload: &[u8]) {
         let port = header.recipient_port;
-        let key = (header.sender_id, header.request_id);
+        let key = (header.sender_id, header.request_id, port);
         if !self.token_caches.contains_key(&key)
             && self.token_caches.len() >= self.config.stream_cache_tokens * 16
         {

@@ -74,13 +74,14 @@ pub struct StreamPlan {
 
 impl StreamPlan {
     /// Plans a stream over `listeners` with the configured default `lifetime` (3–5 cycles).
-    /// Each hop costs one cycle, so the lifetime is raised to the Terminator's distance plus
-    /// one when the default would expire every frame before it arrives.
+    /// A frame spends one cycle in the source's queue and one per hop, and must arrive with
+    /// at least one cycle left, so the lifetime is raised to the Terminator's distance plus
+    /// two when the default would expire every frame before it arrives.
     pub fn new(mut listeners: Vec<(u32, u32)>, lifetime: u8) -> StreamPlan {
         listeners.sort_by_key(|&(id, hops)| (hops, id));
         let terminator = listeners.last().map(|&(id, _)| id);
         let farthest = listeners.last().map_or(0, |&(_, hops)| hops);
-        let needed = u8::try_from(farthest.saturating_add(1)).unwrap_or(u8::MAX);
+        let needed = u8::try_from(farthest.saturating_add(2)).unwrap_or(u8::MAX);
         StreamPlan {
             listeners,
             terminator,
@@ -113,9 +114,11 @@ mod tests {
     fn terminator_is_the_farthest_listener() {
         let plan = StreamPlan::new(vec![(5, 1), (9, 3), (7, 3), (2, 0)], 4);
         assert_eq!(plan.terminator, Some(9));
-        assert_eq!(plan.lifetime, 4);
+        assert_eq!(plan.lifetime, 5, "three hops need 3 + 2 cycles");
+        let near = StreamPlan::new(vec![(5, 1), (6, 2)], 4);
+        assert_eq!(near.lifetime, 4, "the default when it suffices");
         let far = StreamPlan::new(vec![(5, 6)], 4);
-        assert_eq!(far.lifetime, 7);
+        assert_eq!(far.lifetime, 8);
         assert_eq!(StreamPlan::new(vec![], 4).terminator, None);
     }
 }

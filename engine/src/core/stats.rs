@@ -70,6 +70,8 @@ stats! {
     link_queue_drops,
     /// Frames for channels of forgotten incarnations.
     stale_epoch_drops,
+    /// Fire-and-forget messages dropped because their port's queue was full.
+    port_queue_drops,
     /// Sends refused because the outbox was full.
     outbox_full,
     /// Handler emits refused because the per-cycle budget was spent.

@@ -267,3 +267,131 @@ fn bulk_object_arrives_byte_identical() {
         .collect();
     assert_eq!(stored, object);
 }
+
+#[test]
+fn stream_reaches_listeners_five_hops_away() {
+    // Regression (spec review): the plan gave hops + 1 cycles, but a frame also waits a cycle
+    // in the source's queue, so listeners 3 or more hops away received nothing.
+    let mut net = Net::new(6);
+    for i in 0..5 {
+        net.wire(i, i + 1);
+    }
+    let log: Log = Arc::default();
+    net.buses[5].serve(3000, recorder(&log)).unwrap();
+    net.buses[5].subscribe(3000);
+    assert!(net.run_until(400, |n| n.buses[0].topology().listeners_of(3000).len() == 1));
+    for k in 0..10u8 {
+        net.buses[0].stream_send(net.now, 3000, 1, &[k]);
+        net.step();
+    }
+    assert!(net.run_until(50, |_| log.lock().unwrap().len() == 10));
+}
+
+#[test]
+fn same_stream_id_on_two_ports_does_not_collide() {
+    // Regression (spec review): the token cache key left out the port.
+    let mut net = Net::new(2);
+    net.wire(0, 1);
+    let log: Log = Arc::default();
+    for port in [3000, 3001] {
+        net.buses[1].serve(port, recorder(&log)).unwrap();
+        net.buses[1].subscribe(port);
+    }
+    assert!(net.run_until(200, |n| n.buses[0].topology().listeners_of(3001).len() == 1));
+    for k in 0..5u8 {
+        net.buses[0].stream_send(net.now, 3000, 7, &[k]);
+        net.buses[0].stream_send(net.now, 3001, 7, &[k]);
+        net.step();
+    }
+    assert!(net.run_until(20, |_| log.lock().unwrap().len() == 10));
+}
+
+#[test]
+fn busy_answers_back_off_instead_of_resending_every_rto() {
+    // Regression (spec review): BUSY did not rearm the retransmission timer, so resends kept
+    // coming every RTO and the BUSY budget ran out in well under a second. Method: a receiver
+    // whose port queue holds one message and which delivers one per cycle; twenty messages
+    // arrive at once, most are answered BUSY; all must be delivered once, none dead-lettered.
+    let mut net = Net::new(2);
+    let mut config = BusConfig::new(2);
+    config.rto_initial = Duration::from_millis(5);
+    config.port_queue_capacity = 1;
+    config.deliver_budget = 1;
+    net.buses[1] = Bus::new(config).unwrap();
+    net.wire(0, 1);
+    let log: Log = Arc::default();
+    net.buses[1].serve(2000, recorder(&log)).unwrap();
+    assert!(net.run_until(100, |n| n.buses[0].topology().route(2).is_some()));
+    for i in 0..20u8 {
+        net.buses[0]
+            .send(net.now, Outgoing::to_station(2, 2000, vec![i]))
+            .unwrap();
+    }
+    let mut dead = 0;
+    let done = net.run_until(5_000, |n| {
+        dead += events(&mut n.buses[0])
+            .iter()
+            .filter(|e| matches!(e, Event::DeadLettered { .. }))
+            .count();
+        log.lock().unwrap().len() == 20
+    });
+    eprintln!(
+        "got {} dead {dead} stats {:?}",
+        log.lock().unwrap().len(),
+        net.buses[0].stats()
+    );
+    assert!(done);
+    assert_eq!(dead, 0);
+    let stats = net.buses[0].stats().clone();
+    assert!(stats.busy_received > 0, "the test must provoke BUSY");
+    let mut got: Vec<u8> = log.lock().unwrap().iter().map(|(_, _, p)| p[0]).collect();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), 20);
+}
+
+#[test]
+fn first_contact_with_a_high_sequence_is_delivered() {
+    // Regression (spec review): a fresh window started at 0 and classified sequences at or
+    // above 2^31 as old, acknowledging them without delivery.
+    let mut w = dedup::ReceiveWindow::starting_at((3u32 << 30).wrapping_sub(dedup::WINDOW - 1));
+    assert_eq!(w.classify(3 << 30), dedup::Verdict::New);
+    w.accept(3 << 30);
+    w.deliver(3 << 30);
+    assert_eq!(w.classify(3 << 30), dedup::Verdict::DeliveredBefore);
+}
+
+#[test]
+fn service_requests_move_to_another_server_when_theirs_dies() {
+    // Two servers of port 150 behind station 1; station 2's link is cut after discovery, so
+    // what was addressed to it must reach station 3, and once only.
+    let mut net = Net::new(3);
+    net.wire(0, 1);
+    net.wire(0, 2);
+    let log: Log = Arc::default();
+    net.buses[1].serve(150, recorder(&log)).unwrap();
+    net.buses[2].serve(150, recorder(&log)).unwrap();
+    assert!(net.run_until(300, |n| n.buses[0].topology().servers_of(150).len() == 2));
+    // Cut station 2 off: its link on station 1 goes away and nothing reaches it any more.
+    let link = *net
+        .wires
+        .keys()
+        .find(|(bus, _)| *bus == 0)
+        .map(|k| &k.1)
+        .into_iter()
+        .find(|&&l| net.wires.get(&(0, l)).is_some_and(|&(peer, _)| peer == 1))
+        .unwrap();
+    net.buses[0].remove_link(link);
+    net.wires
+        .retain(|&(bus, _), &mut (peer, _)| !(bus == 1 || peer == 1));
+    for i in 0..10u8 {
+        let _ = net.buses[0].send(net.now, Outgoing::to_service(150, vec![i]));
+    }
+    assert!(net.run_until(3_000, |_| log.lock().unwrap().len() >= 10));
+    let log = log.lock().unwrap();
+    assert!(log.iter().all(|(station, _, _)| *station == 3));
+    let mut got: Vec<u8> = log.iter().map(|(_, _, p)| p[0]).collect();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), 10);
+}

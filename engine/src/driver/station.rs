@@ -1522,6 +1522,13 @@ impl Shard {
                         self.bus.station_id()
                     );
                 }
+                Event::Rerouted {
+                    request_id, from, ..
+                } => {
+                    if let Some(outbox) = self.outbox.as_mut() {
+                        outbox.resolved(request_id, from);
+                    }
+                }
                 Event::PeerUp { .. } | Event::PeerDown { .. } => {}
             }
         }
