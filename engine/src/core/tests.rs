@@ -373,13 +373,11 @@ fn service_requests_move_to_another_server_when_theirs_dies() {
     net.buses[2].serve(150, recorder(&log)).unwrap();
     assert!(net.run_until(300, |n| n.buses[0].topology().servers_of(150).len() == 2));
     // Cut station 2 off: its link on station 1 goes away and nothing reaches it any more.
-    let link = *net
+    let link = net
         .wires
-        .keys()
-        .find(|(bus, _)| *bus == 0)
-        .map(|k| &k.1)
-        .into_iter()
-        .find(|&&l| net.wires.get(&(0, l)).is_some_and(|&(peer, _)| peer == 1))
+        .iter()
+        .find(|&(&(bus, _), &(peer, _))| bus == 0 && peer == 1)
+        .map(|(&(_, link), _)| link)
         .unwrap();
     net.buses[0].remove_link(link);
     net.wires
