@@ -239,3 +239,64 @@ fn two_core_station_shards_ports_and_answers_as_one_station() {
     assert_eq!(seen.lock().unwrap().as_slice(), &[b"zero".to_vec()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod typed {
+    //! `send_message::<T>()`: a `#[derive(Tpf)]` type over a real TCP link, decoded by the
+    //! receiving handler with `Message::decode`.
+    use super::*;
+    use tamtam_engine::core::Recipient;
+    use tamtam_tpf::{Tpf, TpfEnum};
+
+    #[derive(TpfEnum, Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u8)]
+    enum Side {
+        Buy = 1,
+        Sell = 2,
+    }
+
+    #[derive(Tpf, Clone, Debug, PartialEq)]
+    #[tpf(schema = 40, template = 1, version = 1)]
+    struct Order {
+        id: u64,
+        side: Side,
+        #[tpf(max = 16)]
+        symbol: String,
+        qty: Option<u32>,
+    }
+
+    #[test]
+    fn send_message_carries_a_typed_tpf_payload() {
+        let dir = temp("typed");
+        let got: Arc<Mutex<Vec<Order>>> = Arc::default();
+        let sink = got.clone();
+        let b = Station::builder()
+            .id(2)
+            .listen_tcp("127.0.0.1:0".parse().unwrap())
+            .spool_dir(dir.join("b"))
+            .serve(6000, move |_: &mut Context<'_>, m: &Message<'_>| {
+                assert!(m.is_tpf());
+                sink.lock()
+                    .unwrap()
+                    .push(m.decode::<Order>().expect("a valid Order"));
+            })
+            .build()
+            .unwrap();
+        let a = Station::builder()
+            .id(1)
+            .connect_tcp(b.local_addrs()[0])
+            .spool_dir(dir.join("a"))
+            .build()
+            .unwrap();
+        a.wait_for_port(6000, WAIT).unwrap();
+        let order = Order {
+            id: 42,
+            side: Side::Sell,
+            symbol: "ACME".into(),
+            qty: Some(100),
+        };
+        a.send_message(Recipient::Station(2), 6000, &order).unwrap();
+        assert!(wait_until(|| !got.lock().unwrap().is_empty()));
+        assert_eq!(got.lock().unwrap()[0], order);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -139,6 +139,21 @@ impl Outgoing {
         self
     }
 
+    /// A message whose payload is `value` encoded as TPF (flagged `TPF`), for `port` on
+    /// `to`. This is what `Station::send_message` uses.
+    pub fn message<T: tamtam_tpf::TpfMessage>(
+        to: Recipient,
+        port: u16,
+        value: &T,
+    ) -> Result<Outgoing, tamtam_tpf::Error> {
+        let mut payload = vec![0u8; value.encoded_len()];
+        let n = value.encode(&mut payload)?;
+        payload.truncate(n);
+        let mut message = Outgoing::new(to, port, payload);
+        message.tpf = true;
+        Ok(message)
+    }
+
     pub(crate) fn flags(&self) -> Flags {
         let mut flags = Flags::NONE;
         if self.ack {
@@ -207,6 +222,16 @@ impl Message<'_> {
     /// How it was addressed.
     pub fn recipient_kind(&self) -> RecipientKind {
         self.header.recipient_kind
+    }
+
+    /// Whether the payload is flagged as TPF.
+    pub fn is_tpf(&self) -> bool {
+        self.header.flags.contains(Flags::TPF)
+    }
+
+    /// Decodes the payload as TPF message `T` (validated; schema and template must match).
+    pub fn decode<T: tamtam_tpf::TpfMessage>(&self) -> Result<T, tamtam_tpf::Error> {
+        T::decode(self.payload)
     }
 }
 

@@ -72,6 +72,9 @@ pub enum StationError {
     /// The station has stopped.
     #[error("the station has stopped")]
     Stopped,
+    /// A TPF message could not be encoded.
+    #[error("cannot encode the message: {0}")]
+    Encode(#[from] tamtam_tpf::Error),
     /// No answer in time.
     #[error("timed out after {0:?}")]
     Timeout(StdDuration),
@@ -652,9 +655,15 @@ impl Station {
         }
     }
 
-    /// Sends a TPF message (see `tamtam-tpf`): the payload is `message`'s encoding, flagged TPF.
-    pub fn send_message_bytes(&self, message: Outgoing) -> Result<u64, StationError> {
-        self.send(message.tpf())
+    /// Sends `value` as a TPF message (`#[derive(Tpf)]`) to `port` on `to`, with ACK; the
+    /// receiving handler reads it with [`crate::core::Message::decode`].
+    pub fn send_message<T: tamtam_tpf::TpfMessage>(
+        &self,
+        to: crate::core::Recipient,
+        port: u16,
+        value: &T,
+    ) -> Result<u64, StationError> {
+        self.send(Outgoing::message(to, port, value)?)
     }
 
     /// Sends a request and waits for its reply's payload.
