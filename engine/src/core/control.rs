@@ -295,8 +295,9 @@ impl Busy {
     }
 }
 
-/// Most neighbours, ports, subscriptions or groups one advert lists.
-pub const ADVERT_LIST_MAX: usize = 1024;
+/// Most neighbours, ports, subscriptions or groups one advert lists (a station serving
+/// 10,000 ports must still be discoverable; 16 Ki ports are 32 KiB of advert).
+pub const ADVERT_LIST_MAX: usize = 16_384;
 
 /// Discovery advert, flooded to every station (link-state):
 ///
