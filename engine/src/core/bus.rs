@@ -51,7 +51,7 @@ pub const LOOPBACK: LinkId = u32::MAX;
 /// Epochs (incarnations) of one sender whose receive windows are kept.
 const EPOCHS_KEPT: usize = 4;
 /// Events queued at most; more are dropped and counted.
-const EVENTS_MAX: usize = 65_536;
+pub const EVENTS_MAX: usize = 65_536;
 /// Deliveries kept in the built-in delivery log (port 1's ring).
 const TRACE_FLOWS_MAX: usize = 1024;
 
@@ -62,6 +62,65 @@ pub struct Transmit {
     pub link: LinkId,
     /// The encoded frame (give it back with [`Bus::recycle`] when sent).
     pub frame: Vec<u8>,
+}
+
+/// Read-only depths of the bus's queues, for telemetry and for the simulator's bound checks.
+///
+/// Every field is a count at the moment [`Bus::gauges`] was called. The comment on each field
+/// names the bound the bus promises (from [`BusConfig`]) or says that the queue has none of its
+/// own. Computing the gauges walks the ports, channels and transfers: cheap, but not for the
+/// hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Gauges {
+    /// ACK-required messages accepted and not yet resolved, over all destinations (sequenced
+    /// plus backlog). At most `outbox_capacity`.
+    pub outbox: usize,
+    /// Of those, messages still waiting for a sequence because their channel window is full.
+    pub outbox_backlog: usize,
+    /// Largest number of sequenced, unresolved messages on one channel. At most
+    /// `channel_window`.
+    pub channel_pending_max: usize,
+    /// Fire-and-forget frames waiting for transmission, over all destinations. No bound of its
+    /// own: the application's send rate bounds it.
+    pub unreliable: usize,
+    /// Deepest inbound message queue of a port. At most `port_queue_capacity`.
+    pub port_queue_max: usize,
+    /// Deepest inbound stream queue of a port. At most `stream_queue_capacity`.
+    pub stream_queue_max: usize,
+    /// Outbound stream copies waiting for transmission. At most `64 × stream_queue_capacity`.
+    pub stream_out: usize,
+    /// Most frames queued for one link and not yet polled. At most `link_queue_capacity`.
+    pub link_queue_max: usize,
+    /// Frames queued for links (all links) and not yet polled.
+    pub transmit: usize,
+    /// Frames this station forwards for others, waiting for the commit phase. At most
+    /// `link_queue_capacity`.
+    pub forward: usize,
+    /// Control frames (ACK, NACK, BUSY, heartbeats, adverts, bulk maps) waiting for the commit
+    /// phase. No bound of its own: what arrives in one cycle bounds it.
+    pub control: usize,
+    /// Frames this station sent to itself, handled at the start of the next cycle.
+    pub loopback: usize,
+    /// Application events not yet polled. At most [`EVENTS_MAX`].
+    pub events: usize,
+    /// Trace reports waiting to be sent. At most `trace_queue_capacity`.
+    pub trace: usize,
+    /// Retransmission timers, stale ones included.
+    pub timers: usize,
+    /// Senders with receive windows. At most `stations_max`.
+    pub receive_windows: usize,
+    /// Streams with a token cache. At most `16 × stream_cache_tokens`.
+    pub token_caches: usize,
+    /// Outbound bulk transfers not yet done or failed. At most `transfers_max`.
+    pub transfers_out: usize,
+    /// Inbound bulk transfers not yet complete or failed. At most `transfers_max`.
+    pub transfers_in: usize,
+    /// Most segments one outbound transfer holds in flight. At most `bulk_window`.
+    pub bulk_in_flight_max: usize,
+    /// Most segment writes one inbound transfer has pending. At most `2 × bulk_window`.
+    pub bulk_writing_max: usize,
+    /// I/O requests issued (polled or not) and not yet completed.
+    pub io_pending: usize,
 }
 
 /// What the bus tells the application.
@@ -526,6 +585,50 @@ impl Bus {
     /// The trace collector, if this station collects traces.
     pub fn trace_collector(&self) -> Option<&TraceCollector> {
         self.collector.as_ref()
+    }
+
+    /// The current queue depths (see [`Gauges`] for the bound of each).
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges {
+            outbox: self.outbox_len,
+            stream_out: self.stream_out.len(),
+            transmit: self.tx.len(),
+            forward: self.forward_out.len(),
+            control: self.control_out.len(),
+            loopback: self.loopback.len(),
+            events: self.events.len(),
+            trace: self.trace_out.len(),
+            timers: self.timers.len(),
+            receive_windows: self.windows.len(),
+            token_caches: self.token_caches.len(),
+            io_pending: self.io_pending.len(),
+            ..Gauges::default()
+        };
+        for channel in self.channels.values() {
+            g.outbox_backlog += channel.backlog.len();
+            g.channel_pending_max = g.channel_pending_max.max(channel.pending.len());
+            g.unreliable += channel.unreliable.len();
+        }
+        for port in self.ports.values() {
+            g.port_queue_max = g.port_queue_max.max(port.queue.len());
+            g.stream_queue_max = g.stream_queue_max.max(port.streams.len());
+        }
+        for link in self.links.values() {
+            g.link_queue_max = g.link_queue_max.max(link.queued);
+        }
+        for t in self.out_transfers.values() {
+            if !matches!(t.state, OutState::Done | OutState::Failed) {
+                g.transfers_out += 1;
+            }
+            g.bulk_in_flight_max = g.bulk_in_flight_max.max(t.in_flight.len());
+        }
+        for t in self.in_transfers.values() {
+            if !matches!(t.state, InState::Complete | InState::Failed) {
+                g.transfers_in += 1;
+            }
+            g.bulk_writing_max = g.bulk_writing_max.max(t.writing.len());
+        }
+        g
     }
 
     fn serves(&self, port: u16) -> bool {
