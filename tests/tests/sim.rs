@@ -25,7 +25,48 @@ use tamtam_tests::sim::{self, Scale};
 const SEEDS_PER_TEST: u64 = 128;
 
 /// Seeds that once broke an invariant, with what they found. Each is rerun exactly.
-const REGRESSION_SEEDS: &[(u64, Scale, &str)] = &[];
+const REGRESSION_SEEDS: &[(u64, Scale, &str)] = &[
+    (
+        1,
+        Scale::Quick,
+        "fire-and-forget message duplicated by a link delivered twice; trace named a hop that is no link",
+    ),
+    (
+        3,
+        Scale::Quick,
+        "service message re-sequenced on the same channel when its only server became unreachable: delivered twice",
+    ),
+    (
+        4,
+        Scale::Quick,
+        "service message re-sequenced on the same channel (as seed 3)",
+    ),
+    (
+        5,
+        Scale::Quick,
+        "bulk sender looped forever in next_unsent: in-flight hole below the cursor",
+    ),
+    (
+        10,
+        Scale::Quick,
+        "stream frame to itself delivered with one cycle of lifetime too many",
+    ),
+    (
+        38,
+        Scale::Quick,
+        "forwarded stream frame kept its lifetime while it waited in the forward queue",
+    ),
+    (
+        40,
+        Scale::Quick,
+        "advert of a restarted sender dropped the receive window of its new epoch: delivered twice",
+    ),
+    (
+        125,
+        Scale::Quick,
+        "share-stopped port resumed in a later round: more than the quantum to one recipient while another waited",
+    ),
+];
 
 fn replaying() -> bool {
     std::env::var_os("TAMTAM_SEED").is_some()
@@ -204,5 +245,8 @@ fn sim_survey() {
             println!("slow {secs:.1} s: {}", result.summary_line());
         }
     }
-    println!("{failed} of {count} failed in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "{failed} of {count} failed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -307,6 +307,8 @@ struct Pending {
     last_sent: Option<Instant>,
     queued_at: Instant,
     in_ready: bool,
+    /// Transmitted, then moved to another server once (see `reroute_services`).
+    failed_over: bool,
 }
 
 #[derive(Debug)]
@@ -328,6 +330,8 @@ struct SendChannel {
 #[derive(Debug)]
 struct SenderWindows {
     epochs: Vec<(u32, ReceiveWindow)>,
+    /// Fire-and-forget data: the newest request ids seen per epoch (see `admit_unreliable`).
+    unreliable: Vec<(u32, TokenCache)>,
 }
 
 #[derive(Debug)]
@@ -937,6 +941,7 @@ impl Bus {
                 last_sent: None,
                 queued_at: self.now,
                 in_ready: false,
+                failed_over: false,
             };
             if message.ack {
                 self.outbox_len += 1;
@@ -1237,10 +1242,10 @@ impl Bus {
     /// Runs one cycle at `now`: timers, deliver phase, commit phase.
     pub fn cycle(&mut self, now: Instant) -> CycleReport {
         self.now = self.now.max(now);
-        self.cycle += 1;
-        self.stats.cycles += 1;
-        let tx_before = self.tx.len();
-        // Frames this station sent itself arrive now (one cycle of latency, like any link).
+        // Frames this station sent itself arrive now (one cycle of latency, like any link),
+        // and, like frames from a link, between the cycles: handled after the cycle count
+        // moved on, a stream frame sent to itself kept one cycle of lifetime more than it had
+        // and could be delivered a cycle after it expired (simulator seed 10).
         let loopback = std::mem::take(&mut self.loopback);
         let mut work = loopback.len();
         for frame in &loopback {
@@ -1249,6 +1254,9 @@ impl Bus {
         for frame in loopback {
             self.recycle(frame);
         }
+        self.cycle += 1;
+        self.stats.cycles += 1;
+        let tx_before = self.tx.len();
         work += self.run_timers();
         let (delivered, deliver_backlog) = self.deliver_phase();
         let (transmitted, transmit_backlog) = self.commit_phase();
@@ -1346,6 +1354,12 @@ impl Bus {
 
     /// After a topology change, messages addressed to "any server" whose chosen server became
     /// unreachable move to another server.
+    ///
+    /// A message keeps its channel sequence unless it moves: the unreachable server may have
+    /// delivered it already (its ACK lost), and only the sequence lets that server recognise
+    /// a retransmission. Re-sequencing it on the same channel made the server deliver it twice
+    /// (simulator seeds 3 and 4). For the same reason a message that was transmitted moves at
+    /// most once: moving back to a server that may hold it would deliver it twice there.
     fn reroute_services(&mut self) {
         let unreachable: Vec<u32> = self
             .channels
@@ -1353,48 +1367,59 @@ impl Bus {
             .copied()
             .filter(|&d| d != self.config.station_id && self.topology.route(d).is_none())
             .collect();
+        let movable = |p: &Pending| {
+            p.header.recipient_kind == RecipientKind::Service
+                && (p.first_sent.is_none() || !p.failed_over)
+        };
         for destination in unreachable {
-            let moved: Vec<u32> = self.channels[&destination]
+            let sequenced: Vec<u32> = self.channels[&destination]
                 .pending
                 .iter()
-                .filter(|(_, p)| p.header.recipient_kind == RecipientKind::Service)
+                .filter(|(_, p)| movable(p))
                 .map(|(&seq, _)| seq)
                 .collect();
-            let backlog_moved: Vec<Pending> = {
+            let backlog: Vec<Pending> = {
                 let channel = self.channels.get_mut(&destination).expect("listed");
-                let (service, other): (Vec<Pending>, Vec<Pending>) = channel
-                    .backlog
-                    .drain(..)
-                    .partition(|p| p.header.recipient_kind == RecipientKind::Service);
+                let (service, other): (Vec<Pending>, Vec<Pending>) =
+                    channel.backlog.drain(..).partition(|p| movable(p));
                 channel.backlog = other.into();
                 service
             };
-            let mut to_move: Vec<Pending> = backlog_moved;
-            for seq in moved {
+            let mut to_move: Vec<(Pending, u32)> = Vec::new();
+            for pending in backlog {
+                match self.pick_server(pending.header.recipient_port) {
+                    Some(server) if server != destination => to_move.push((pending, server)),
+                    // No other server: keep trying the old one until the budget runs out.
+                    _ => self
+                        .channels
+                        .get_mut(&destination)
+                        .expect("listed")
+                        .backlog
+                        .push_back(pending),
+                }
+            }
+            for seq in sequenced {
+                let port = self.channels[&destination].pending[&seq]
+                    .header
+                    .recipient_port;
+                let Some(server) = self.pick_server(port).filter(|&s| s != destination) else {
+                    continue; // No other server: it stays, with its sequence.
+                };
                 let channel = self.channels.get_mut(&destination).expect("listed");
                 if let Some(p) = channel.pending.remove(&seq) {
                     channel.ready.retain(|&s| s != seq);
-                    to_move.push(p);
+                    to_move.push((p, server));
                 }
             }
-            for mut pending in to_move {
-                let port = pending.header.recipient_port;
-                match self.pick_server(port) {
-                    Some(server) if server != destination => {
-                        pending.destination = server;
-                        pending.header.recipient_id = server;
-                        pending.attempts = 0;
-                        pending.busy = 0;
-                        pending.in_ready = false;
-                        self.channel(server).backlog.push_back(pending);
-                        self.admit_backlog(server);
-                    }
-                    _ => {
-                        // No other server: keep trying the old one until the budget runs out.
-                        let channel = self.channels.get_mut(&destination).expect("listed");
-                        channel.backlog.push_back(pending);
-                    }
-                }
+            for (mut pending, server) in to_move {
+                pending.failed_over |= pending.first_sent.is_some();
+                pending.destination = server;
+                pending.header.recipient_id = server;
+                pending.attempts = 0;
+                pending.busy = 0;
+                pending.in_ready = false;
+                self.channel(server).backlog.push_back(pending);
+                self.admit_backlog(server);
             }
             self.admit_backlog(destination);
         }
@@ -1763,10 +1788,17 @@ impl Bus {
     /// Round-robin over channels with ready frames, at most `consecutive_per_recipient_max`
     /// frames each per round, and at most `service_share_percent` of the data budget per
     /// sending port while other ports have frames ready.
+    ///
+    /// A port stopped by its share stays stopped for the rest of the cycle, even once the
+    /// other ports have nothing left. Letting it go on in a later round broke the recipient
+    /// rule instead: while it was stopped the other recipients' rounds ran back to back, more
+    /// than `consecutive_per_recipient_max` frames to one recipient, and then its frames to
+    /// another recipient followed in the same cycle (simulator seed 125).
     fn transmit_fast(&mut self, budget: usize) -> usize {
         let quantum = self.config.consecutive_per_recipient_max as usize;
         let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
         let mut per_service: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut stopped: BTreeSet<u16> = BTreeSet::new();
         let mut sent = 0usize;
         let mut destinations: Vec<u32> = self
             .channels
@@ -1800,7 +1832,10 @@ impl Bus {
                         break;
                     };
                     let used = per_service.get(&service).copied().unwrap_or(0);
-                    if services_waiting.len() > 1 && used >= share_cap {
+                    if stopped.contains(&service)
+                        || (services_waiting.len() > 1 && used >= share_cap)
+                    {
+                        stopped.insert(service);
                         break;
                     }
                     if !self.transmit_fast_one(destination) {
@@ -1903,13 +1938,19 @@ impl Bus {
         }
         self.timers
             .push(Reverse((deadline, destination, seq, marker)));
-        if header.flags.contains(Flags::TRACE_REQUESTED) && header.attempt == 0 {
-            // The originator reports the first transmission as a forward to its next hop.
-            let next = link
-                .and_then(|l| self.links.get(&l))
-                .and_then(|l| l.peer)
-                .unwrap_or(destination);
-            self.trace(&header, TraceEvent::Forwarded, 0, next, 0);
+        if header.flags.contains(Flags::TRACE_REQUESTED) {
+            // The originator reports each transmission as a forward to its next hop, or as a
+            // drop when it had no route. Reporting only the first one, with the destination as
+            // the next hop when there was no link, named hops that do not exist and lost the
+            // route a retransmission took (simulator seed 1).
+            match link {
+                Some(LOOPBACK) => self.trace(&header, TraceEvent::Forwarded, 0, destination, 0),
+                Some(l) => {
+                    let next = self.links.get(&l).and_then(|l| l.peer).unwrap_or(0);
+                    self.trace(&header, TraceEvent::Forwarded, 0, next, 0);
+                }
+                None => self.trace(&header, TraceEvent::Dropped, Reason::NoRoute as u16, 0, 0),
+            }
         }
         true
     }
@@ -2072,13 +2113,11 @@ impl Bus {
             }
         };
         let origin = header.sender_id;
-        if let Some(known) = self.topology.station(origin) {
-            if advert.incarnation > known.advert.incarnation {
-                // The origin restarted without its state: its old receive windows and our
-                // channel state towards it are meaningless now.
-                self.windows.remove(&origin);
-            }
-        }
+        // An advert of a new incarnation leaves the origin's receive windows alone. They are
+        // kept per epoch (= incarnation), so the new incarnation's messages get a window of
+        // their own anyway. Dropping them here lost the window of the *new* epoch when its
+        // first messages arrived before its advert, and a retransmission was then delivered
+        // twice (simulator seed 40); it also let a late copy from the old epoch in again.
         match self.topology.handle_advert(self.now, origin, advert) {
             AdvertOutcome::Accepted => {
                 self.stats.adverts_accepted += 1;
@@ -2135,12 +2174,23 @@ impl Bus {
         forwarded.hop_limit -= 1;
         forwarded.flags = forwarded.flags | Flags::FORWARDED;
         if header.lane == Lane::Stream {
-            // A hop costs a cycle of lifetime.
+            // A hop costs a cycle of lifetime, and so does every further cycle the frame waits
+            // here: it goes out with the stream lane, which recomputes the lifetime left when
+            // it transmits and drops it once expired. (Forwarded through the data queue, a
+            // frame that waited kept lifetime it no longer had: simulator seed 38.)
             if header.lifetime <= 1 {
                 self.stats.stream_expired += 1;
                 return;
             }
-            forwarded.lifetime -= 1;
+            self.stats.forwarded += 1;
+            self.queue_stream(StreamCopy {
+                link: out,
+                header: forwarded,
+                payload: bytes[header.header_len()..].to_vec(),
+                expires_cycle: self.cycle + u64::from(header.lifetime),
+                forwarded: true,
+            });
+            return;
         }
         let header_len = header.header_len();
         let payload = &bytes[header_len..];
@@ -2167,10 +2217,10 @@ impl Bus {
         if !self.windows.contains_key(&sender) && self.windows.len() >= self.config.stations_max {
             return None;
         }
-        let windows = self
-            .windows
-            .entry(sender)
-            .or_insert_with(|| SenderWindows { epochs: Vec::new() });
+        let windows = self.windows.entry(sender).or_insert_with(|| SenderWindows {
+            epochs: Vec::new(),
+            unreliable: Vec::new(),
+        });
         if let Some(i) = windows.epochs.iter().position(|(e, _)| *e == epoch) {
             return Some(&mut windows.epochs[i].1);
         }
@@ -2188,6 +2238,44 @@ impl Bus {
         }
         windows.epochs.push((epoch, ReceiveWindow::new()));
         windows.epochs.last_mut().map(|(_, w)| w)
+    }
+
+    /// Whether fire-and-forget data `request_id` from `sender` is new. Such messages carry no
+    /// channel sequence, yet a link that duplicates a frame must not make a handler see one
+    /// twice (simulator seed 1). Request ids of one sender only grow within an epoch, so the
+    /// receiver keeps the newest ones of each (sender, epoch) in a [`TokenCache`], like stream
+    /// tokens: a copy seen before is dropped, and so is one older than the cache reaches (a
+    /// fire-and-forget message may be lost anyway; it is never delivered twice).
+    fn admit_unreliable(&mut self, sender: u32, request_id: u64) -> bool {
+        let epoch = (request_id >> 32) as u32;
+        if !self.windows.contains_key(&sender) && self.windows.len() >= self.config.stations_max {
+            return false;
+        }
+        let windows = self.windows.entry(sender).or_insert_with(|| SenderWindows {
+            epochs: Vec::new(),
+            unreliable: Vec::new(),
+        });
+        let caches = &mut windows.unreliable;
+        let i = match caches.iter().position(|(e, _)| *e == epoch) {
+            Some(i) => i,
+            None => {
+                if caches.len() >= EPOCHS_KEPT {
+                    let (i, oldest) = caches
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (e, _))| (i, *e))
+                        .min_by_key(|&(_, e)| e)
+                        .expect("non-empty");
+                    if epoch < oldest {
+                        return false;
+                    }
+                    caches.remove(i);
+                }
+                caches.push((epoch, TokenCache::default()));
+                caches.len() - 1
+            }
+        };
+        caches[i].1.admit(request_id as u32)
     }
 
     fn handle_data(&mut self, header: &Header, payload: &[u8]) {
@@ -2213,6 +2301,11 @@ impl Bus {
                 }
                 Verdict::New => {}
             }
+        } else if header.packet_type == PacketType::Data
+            && !self.admit_unreliable(sender, header.request_id)
+        {
+            self.stats.duplicates += 1;
+            return;
         }
         let served = self.serves(port)
             || self.ports.get(&port).is_some_and(|p| p.grouped)
@@ -3158,31 +3251,26 @@ fn acked_bytes(t: &OutTransfer) -> u64 {
 }
 
 fn next_unsent(t: &OutTransfer) -> Option<u32> {
-    let mut from = t.cursor;
-    loop {
-        let segment = t.acked.next_missing(from).or_else(|| {
-            if from > 0 {
-                t.acked.next_missing(0)
-            } else {
-                None
-            }
-        })?;
+    // Missing segments from the cursor to the end, then from the start up to the cursor; each
+    // missing segment is looked at once, so the scan ends even when every missing segment is
+    // in flight (simulator seed 5 looped forever here: the old scan restarted from 0 whenever
+    // nothing was missing after the cursor, and never passed an in-flight hole below it).
+    let cursor = t.cursor.min(t.offer.segment_count);
+    let mut from = cursor;
+    while let Some(segment) = t.acked.next_missing(from) {
         if !t.in_flight.contains_key(&segment) {
             return Some(segment);
         }
         from = segment + 1;
-        if from >= t.offer.segment_count {
-            // Wrapped: look from the start once more, skipping in-flight segments.
-            let mut s = 0;
-            while let Some(m) = t.acked.next_missing(s) {
-                if !t.in_flight.contains_key(&m) {
-                    return Some(m);
-                }
-                s = m + 1;
-            }
-            return None;
-        }
     }
+    let mut from = 0;
+    while let Some(segment) = t.acked.next_missing(from).filter(|&s| s < cursor) {
+        if !t.in_flight.contains_key(&segment) {
+            return Some(segment);
+        }
+        from = segment + 1;
+    }
+    None
 }
 
 /// RFC 6298 estimator: SRTT and RTTVAR from samples, RTO = SRTT + 4 × RTTVAR, clamped.

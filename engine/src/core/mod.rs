@@ -17,9 +17,7 @@ pub mod time;
 pub mod trace;
 pub mod wire;
 
-pub use bus::{
-    Bus, CycleReport, Event, Gauges, LinkId, Progress, SendError, ServeError, Transmit,
-};
+pub use bus::{Bus, CycleReport, Event, Gauges, LinkId, Progress, SendError, ServeError, Transmit};
 pub use config::BusConfig;
 pub use service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
 pub use time::{Duration, Instant};

@@ -380,8 +380,7 @@ impl Checker {
         let legit = match op.kind {
             OpKind::Station { dest, port: p } => dest == me && p == port,
             OpKind::Service { port: p } => {
-                (port == p || (p == PORT_LANGUAGE && port == PORT_AI))
-                    && self.serves(station, port)
+                (port == p || (p == PORT_LANGUAGE && port == PORT_AI)) && self.serves(station, port)
             }
             OpKind::Group => port == PORT_GROUP && self.serves(station, port),
             OpKind::Broadcast { port: p } => port == p && self.serves(station, port),
@@ -400,7 +399,10 @@ impl Checker {
         if h.route_id != op.route_id.unwrap_or(h.route_id) {
             self.fail(
                 now,
-                format!("op {tag} delivered with route id {} ≠ {:?}", h.route_id, op.route_id),
+                format!(
+                    "op {tag} delivered with route id {} ≠ {:?}",
+                    h.route_id, op.route_id
+                ),
             );
         }
         if op.expects_reply {
@@ -452,9 +454,7 @@ impl Checker {
             );
         }
         let matched = match op.kind {
-            OpKind::Reporter { dest } => {
-                h.sender_id == dest && Some(h.route_id) == op.route_id
-            }
+            OpKind::Reporter { dest } => h.sender_id == dest && Some(h.route_id) == op.route_id,
             _ => op
                 .served_by
                 .iter()
@@ -475,7 +475,10 @@ impl Checker {
         let raw = seen.raw.as_deref().unwrap_or(&[]);
         match AuditRecord::decode_prefix(raw) {
             Ok((record, _)) => {
-                let count = self.dead_letters.entry((me, record.request_id)).or_default();
+                let count = self
+                    .dead_letters
+                    .entry((me, record.request_id))
+                    .or_default();
                 if *count == 0 {
                     self.fail(
                         now,
@@ -514,7 +517,10 @@ impl Checker {
             ),
         }
         if h.lifetime == 0 {
-            self.fail(now, format!("stream frame {key:?} delivered with lifetime 0"));
+            self.fail(
+                now,
+                format!("stream frame {key:?} delivered with lifetime 0"),
+            );
         }
         let sender = h.sender_id as usize - 1;
         let life = u64::from(self.configs[sender].stream_lifetime);
@@ -574,7 +580,10 @@ impl Checker {
             Event::DeadLettered { record, .. } => {
                 self.counts.dead_lettered += 1;
                 self.on_outcome(me, record.request_id, record.destination, false, now);
-                *self.dead_letters.entry((me, record.request_id)).or_default() += 1;
+                *self
+                    .dead_letters
+                    .entry((me, record.request_id))
+                    .or_default() += 1;
             }
             Event::Reply { payload, .. } => {
                 // The tee recorded the delivery already; the event is the application's view.
@@ -595,15 +604,28 @@ impl Checker {
             }
             Event::BulkProgress(p) => {
                 if p.bytes_done > p.bytes_total {
-                    self.fail(now, format!("station {me} bulk progress past the end: {p:?}"));
+                    self.fail(
+                        now,
+                        format!("station {me} bulk progress past the end: {p:?}"),
+                    );
                 }
             }
             Event::PeerUp { .. } | Event::PeerDown { .. } => {}
         }
     }
 
-    fn on_outcome(&mut self, me: u32, request_id: u64, destination: u32, delivered: bool, now: u64) {
-        if let Some(previous) = self.outcomes.insert((me, request_id, destination), delivered) {
+    fn on_outcome(
+        &mut self,
+        me: u32,
+        request_id: u64,
+        destination: u32,
+        delivered: bool,
+        now: u64,
+    ) {
+        if let Some(previous) = self
+            .outcomes
+            .insert((me, request_id, destination), delivered)
+        {
             self.fail(
                 now,
                 format!(
@@ -737,10 +759,11 @@ impl Checker {
                             format!("stream frame {key:?} transmitted twice by its origin"),
                         );
                     }
-                    match self
-                        .stream_sent
-                        .get(&(header.sender_id, header.request_id, header.sequence))
-                    {
+                    match self.stream_sent.get(&(
+                        header.sender_id,
+                        header.request_id,
+                        header.sequence,
+                    )) {
                         Some(&sent) => cycle - sent,
                         None => {
                             self.fail(now, format!("stream frame {key:?} sent by nobody"));
@@ -748,12 +771,18 @@ impl Checker {
                         }
                     }
                 } else {
-                    // Take the youngest reception: the check stays sound whichever copy this is.
+                    // Which received copy is this? Take the oldest copy it is honest about (a
+                    // later transmission can only be honest about a younger one), else the
+                    // youngest: the check never blames a forwarder for a pairing it chose.
                     let rx = self.stream_rx.entry((station, key)).or_default();
+                    let claimed = u64::from(header.lifetime);
+                    let aged = |&(at, age): &(u64, u64)| age + (cycle - at);
                     let best = rx
                         .iter()
                         .enumerate()
-                        .min_by_key(|&(_, &(at, age))| age + (cycle - at))
+                        .filter(|(_, r)| claimed + aged(r) <= life)
+                        .max_by_key(|(_, r)| aged(r))
+                        .or_else(|| rx.iter().enumerate().min_by_key(|(_, r)| aged(r)))
                         .map(|(i, _)| i);
                     match best {
                         Some(i) => {
@@ -782,7 +811,7 @@ impl Checker {
                 }
                 Some(age)
             }
-            (Lane::Bulk, PacketType::Ack) => {
+            (Lane::Bulk, PacketType::Ack) if header.sender_id == me => {
                 self.check_bulk_map(me, now, header, payload, disk);
                 None
             }
@@ -888,7 +917,11 @@ impl Checker {
         let c = &self.configs[station];
         let bounds: [(&str, usize, usize); 15] = [
             ("outbox", g.outbox, c.outbox_capacity),
-            ("channel pending", g.channel_pending_max, c.channel_window as usize),
+            (
+                "channel pending",
+                g.channel_pending_max,
+                c.channel_window as usize,
+            ),
             ("port queue", g.port_queue_max, c.port_queue_capacity),
             ("stream queue", g.stream_queue_max, c.stream_queue_capacity),
             ("stream out", g.stream_out, 64 * c.stream_queue_capacity),
@@ -900,14 +933,25 @@ impl Checker {
             ("token caches", g.token_caches, 16 * c.stream_cache_tokens),
             ("transfers out", g.transfers_out, c.transfers_max),
             ("transfers in", g.transfers_in, c.transfers_max),
-            ("bulk in flight", g.bulk_in_flight_max, c.bulk_window as usize),
-            ("bulk writes", g.bulk_writing_max, 2 * c.bulk_window as usize),
+            (
+                "bulk in flight",
+                g.bulk_in_flight_max,
+                c.bulk_window as usize,
+            ),
+            (
+                "bulk writes",
+                g.bulk_writing_max,
+                2 * c.bulk_window as usize,
+            ),
         ];
         for (name, value, bound) in bounds {
             if value > bound {
                 self.fail(
                     now,
-                    format!("station {} {name} holds {value}, bound {bound}", station + 1),
+                    format!(
+                        "station {} {name} holds {value}, bound {bound}",
+                        station + 1
+                    ),
                 );
             }
         }

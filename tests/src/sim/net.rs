@@ -193,7 +193,9 @@ impl Network {
             }
         }
         out.sort_by_key(|(key, ..)| *key);
-        out.into_iter().map(|(_, wire, frame)| (wire, frame)).collect()
+        out.into_iter()
+            .map(|(_, wire, frame)| (wire, frame))
+            .collect()
     }
 
     /// The earliest arrival at station index `to`, if any frame is in flight to it.

@@ -249,7 +249,13 @@ impl Params {
         let n = range(&mut topo_rng, 5, 9) as usize;
         let shape = pick(
             &mut topo_rng,
-            &[Shape::Line, Shape::Star, Shape::Ring, Shape::Mesh, Shape::Random],
+            &[
+                Shape::Line,
+                Shape::Star,
+                Shape::Ring,
+                Shape::Mesh,
+                Shape::Random,
+            ],
         );
         let mut edges = Vec::new();
         match shape {

@@ -166,8 +166,7 @@ impl Sim {
                 io: Vec::new(),
                 rng: work_rng.fork(),
                 next_op_at: params.faults_from + work_rng.below(w.op_gap_ns + 1),
-                next_stream_at: params.faults_from
-                    + i as u64 * 7 * MS % w.stream_gap_ns.max(1),
+                next_stream_at: params.faults_from + i as u64 * 7 * MS % w.stream_gap_ns.max(1),
                 stream_seq: 0,
             })
             .collect();
@@ -295,10 +294,7 @@ impl Sim {
                 .map(|s| s.wake_at)
                 .min()
                 .unwrap_or(u64::MAX);
-            let next_action = self
-                .actions
-                .get(self.next_action)
-                .map_or(u64::MAX, |a| a.0);
+            let next_action = self.actions.get(self.next_action).map_or(u64::MAX, |a| a.0);
             let t = next_station.min(next_action);
             if t > self.params.deadline {
                 break;
@@ -421,8 +417,8 @@ impl Sim {
             .collect();
         for op in ops {
             let dest = op.acked_by[0];
-            let distance = distances(n, &self.params.edges, op.sender as usize - 1)
-                [dest as usize - 1];
+            let distance =
+                distances(n, &self.params.edges, op.sender as usize - 1)[dest as usize - 1];
             let strict = clean && op.sent_at >= self.params.trace_check_from;
             self.checker.check_trace(
                 self.now,
@@ -576,7 +572,13 @@ impl Sim {
                     finished: None,
                     started_at: now,
                 });
-                self.log(|| format!("station {} bulk {transfer:#x} {name} ({len} B) → {}", sender + 1, dest + 1));
+                self.log(|| {
+                    format!(
+                        "station {} bulk {transfer:#x} {name} ({len} B) → {}",
+                        sender + 1,
+                        dest + 1
+                    )
+                });
                 self.wake(sender, now);
             }
             Err(e) => {
@@ -609,6 +611,14 @@ impl Sim {
             } else if let Some(age) = frame.stream_age {
                 if let Ok(view) = FrameView::decode(&frame.bytes, DecodeOptions::default()) {
                     let h = view.header();
+                    self.log(|| {
+                        format!(
+                            "station {me} rx stream {:?} life {} age {age} at cycle {}",
+                            (h.sender_id, h.sequence, h.recipient_id),
+                            h.lifetime,
+                            bus.cycles()
+                        )
+                    });
                     self.checker.on_stream_receive(
                         i,
                         (h.sender_id, h.request_id, h.sequence, h.recipient_id),
@@ -621,9 +631,10 @@ impl Sim {
         }
 
         // 2. I/O completions.
-        let (done, waiting): (Vec<PendingIo>, Vec<PendingIo>) = std::mem::take(&mut self.stations[i].io)
-            .into_iter()
-            .partition(|p| p.at <= now);
+        let (done, waiting): (Vec<PendingIo>, Vec<PendingIo>) =
+            std::mem::take(&mut self.stations[i].io)
+                .into_iter()
+                .partition(|p| p.at <= now);
         self.stations[i].io = waiting;
         for pending in done {
             let id = pending.request.id();
@@ -667,7 +678,8 @@ impl Sim {
             self.checker.on_delivery(i, inc, now, cycle, s);
         }
         for object in &bulk {
-            self.checker.on_bulk_received(me, now, object, &self.disks[i]);
+            self.checker
+                .on_bulk_received(me, now, object, &self.disks[i]);
         }
 
         // 7. Queue bounds.
@@ -679,9 +691,10 @@ impl Sim {
         let mut recipients = Vec::new();
         while let Some(t) = bus.poll_transmit() {
             let Some(&edge) = self.stations[i].edge_of_link.get(&t.link) else {
-                self.checker
-                    .violations
-                    .push(format!("station {me} transmitted on unknown link {}", t.link));
+                self.checker.violations.push(format!(
+                    "station {me} transmitted on unknown link {}",
+                    t.link
+                ));
                 continue;
             };
             let age = match FrameView::decode(&t.frame, DecodeOptions::default()) {
@@ -690,9 +703,21 @@ impl Sim {
                     if h.lane == Lane::Fast
                         && h.packet_type == PacketType::Data
                         && h.sender_id == me
-                        && !h.flags.contains(tamtam_engine::core::wire::frame::Flags::FORWARDED)
+                        && !h
+                            .flags
+                            .contains(tamtam_engine::core::wire::frame::Flags::FORWARDED)
                     {
                         recipients.push(h.recipient_id);
+                    }
+                    if h.lane == Lane::Stream {
+                        self.log(|| {
+                            format!(
+                                "station {me} tx stream {:?} life {} flags {:?} at cycle {cycle}",
+                                (h.sender_id, h.sequence, h.recipient_id),
+                                h.lifetime,
+                                h.flags
+                            )
+                        });
                     }
                     self.checker
                         .on_transmit(i, now, cycle, &h, view.payload(), &self.disks[i])
@@ -723,14 +748,15 @@ impl Sim {
                 IoRequest::SpoolOpen { .. } => {
                     fails(&mut self.disk_rng, disk.open_fail).then_some(IoFailure::Io)
                 }
-                IoRequest::SpoolWrite { .. } => fails(&mut self.disk_rng, disk.write_fail)
-                    .then(|| {
+                IoRequest::SpoolWrite { .. } => {
+                    fails(&mut self.disk_rng, disk.write_fail).then(|| {
                         if self.disk_rng.chance(disk.no_space_percent, 100) {
                             IoFailure::NoSpace
                         } else {
                             IoFailure::Io
                         }
-                    }),
+                    })
+                }
                 IoRequest::SpoolFinish { .. } => {
                     fails(&mut self.disk_rng, disk.finish_fail).then_some(IoFailure::Io)
                 }
@@ -814,9 +840,9 @@ impl Sim {
                     .find(|op| op.key == key)
                     .map(|op| op.object.clone());
                 let Some(object) = disk.spool.get_mut(&key) else {
-                    self.checker
-                        .violations
-                        .push(format!("station {me} wrote segment {segment} of {key} before opening it"));
+                    self.checker.violations.push(format!(
+                        "station {me} wrote segment {segment} of {key} before opening it"
+                    ));
                     return IoOutcome::Failed(IoFailure::Io);
                 };
                 let start = offset as usize;
@@ -911,13 +937,16 @@ impl Sim {
         let tag = self.next_tag();
         // Requests from the API (CLIENT_PORT, answered as Reply events) or from the client
         // handler port (answered to its handler).
-        let from_port = if from_client { CLIENT_PORT } else { PORT_CLIENT };
+        let from_port = if from_client {
+            CLIENT_PORT
+        } else {
+            PORT_CLIENT
+        };
         let dest = self.other_station(i) as u32 + 1;
         let can = |port_servers: &[usize]| selfish || !port_servers.contains(&i);
         let (kind, to, port, request) = if roll < 30
             || (roll < 50 && !can(&roles.service))
-            || (roll < 60
-                && (!can(&roles.ai) || (!selfish && roles.language == Some(i))))
+            || (roll < 60 && (!can(&roles.ai) || (!selfish && roles.language == Some(i))))
             || (roll < 70 && !can(&roles.group))
             || (roll < 78 && !can(&roles.service))
         {
@@ -983,7 +1012,8 @@ impl Sim {
         };
         let reporter = matches!(kind, OpKind::Reporter { .. });
         let ack = !(no_ack && matches!(kind, OpKind::Station { .. }) && !request);
-        let traced = traced && ack && matches!(kind, OpKind::Station { .. } | OpKind::Service { .. });
+        let traced =
+            traced && ack && matches!(kind, OpKind::Station { .. } | OpKind::Service { .. });
         let payload = app::encode(
             if request { Kind::Request } else { Kind::Plain },
             tag,
