@@ -66,6 +66,16 @@ const REGRESSION_SEEDS: &[(u64, Scale, &str)] = &[
         Scale::Quick,
         "share-stopped port resumed in a later round: more than the quantum to one recipient while another waited",
     ),
+    (
+        1005,
+        Scale::Quick,
+        "a link one side declared dead stayed dead: the other side kept it busy, so never sent a heartbeat",
+    ),
+    (
+        1084,
+        Scale::Quick,
+        "a restarted station never learned its link was alive: the neighbour kept it busy, so never sent a heartbeat",
+    ),
 ];
 
 fn replaying() -> bool {
@@ -241,9 +251,7 @@ fn sim_survey() {
             failed += 1;
             println!("seed {seed}: {v}");
         }
-        if secs > 1.0 {
-            println!("slow {secs:.1} s: {}", result.summary_line());
-        }
+        println!("{secs:.2} s: {}", result.summary_line());
     }
     println!(
         "{failed} of {count} failed in {:.1} s",

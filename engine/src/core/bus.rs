@@ -723,6 +723,22 @@ impl Bus {
                 return;
             };
             state.last_heard = self.now;
+            // Any frame from the neighbour proves a link alive: one it originated (not
+            // FORWARDED) names it, else the link's known peer. Waiting for a heartbeat is not
+            // enough: the neighbour sends one only when the link is idle, and a neighbour that
+            // never saw the link die (or never saw this station restart) keeps it busy with
+            // adverts and data, so the link stayed dead on this side for good (simulator seeds
+            // 1005 and 1084).
+            if !state.alive && header.packet_type != PacketType::Heartbeat {
+                let neighbour = if header.flags.contains(Flags::FORWARDED) {
+                    state.peer
+                } else {
+                    Some(header.sender_id)
+                };
+                if let Some(peer) = neighbour {
+                    self.link_alive(link, peer);
+                }
+            }
         }
         if header.packet_type == PacketType::Heartbeat {
             self.handle_heartbeat(link, &header);
@@ -2036,18 +2052,24 @@ impl Bus {
         let Some(state) = self.links.get_mut(&link) else {
             return;
         };
-        let newly = !state.alive || state.peer != Some(peer);
-        state.peer = Some(peer);
-        state.alive = true;
-        if newly {
-            self.neighbour_links.insert(peer, link);
-            if self.topology.neighbour_up(peer) {
-                self.push_event(Event::PeerUp { station: peer });
-            }
-            self.advert_due = true;
-            // Answer at once so the neighbour learns us without waiting a heartbeat interval.
-            self.queue_heartbeat(link);
+        if !state.alive || state.peer != Some(peer) {
+            self.link_alive(link, peer);
         }
+    }
+
+    /// `link` (to `peer`) is alive, newly or again.
+    fn link_alive(&mut self, link: LinkId, peer: u32) {
+        if let Some(state) = self.links.get_mut(&link) {
+            state.peer = Some(peer);
+            state.alive = true;
+        }
+        self.neighbour_links.insert(peer, link);
+        if self.topology.neighbour_up(peer) {
+            self.push_event(Event::PeerUp { station: peer });
+        }
+        self.advert_due = true;
+        // Answer at once so the neighbour learns us without waiting a heartbeat interval.
+        self.queue_heartbeat(link);
     }
 
     fn originate_advert(&mut self) {

@@ -348,8 +348,6 @@ impl Params {
             Scale::Full => range(&mut fault_rng, 1_000 * MS, 4_000 * MS),
         };
         let faults_until = faults_from + fault_len;
-        let quiet_work = 300 * MS;
-        let workload_until = faults_until + quiet_work;
 
         // Crashes: at most one per station, inside the fault phase.
         let mut crashes = Vec::new();
@@ -457,8 +455,11 @@ impl Params {
         let bulk = worst(&|c| 2 * u64::from(c.attempts_max) * c.rto_initial.as_nanos())
             + workload.bulk_len_max / 512 / 4 * 2 * u64::from(diameter + 1) * hop_ns;
         let liveness_bound_ns = convergence + retry.max(bulk) + 500 * MS;
-        let deadline = workload_until + liveness_bound_ns;
+        // The workload goes on in the quiet phase until routes have converged and a while
+        // after, so traced packets cross a fault-free, settled network.
         let trace_check_from = faults_until + convergence;
+        let workload_until = trace_check_from + 300 * MS;
+        let deadline = workload_until + liveness_bound_ns;
         let cycles_max = deadline / 200_000 * n as u64 + 1_000_000;
 
         Params {

@@ -332,11 +332,17 @@ impl Sim {
         self.finish()
     }
 
+    /// Frames any station dropped on purpose since it started: trace reports over their
+    /// queue, frames without a route or over a full link queue, frames out of hops. Trace
+    /// reports are best effort; a route is rebuilt exactly only while this stays put.
     fn trace_dropped(&self) -> u64 {
         self.stations
             .iter()
             .filter_map(|s| s.bus.as_ref())
-            .map(|b| b.stats().trace_dropped)
+            .map(|b| {
+                let s = b.stats();
+                s.trace_dropped + s.link_queue_drops + s.no_route + s.hop_limit_drops
+            })
             .sum()
     }
 
