@@ -241,11 +241,15 @@ fn sim_survey() {
     };
     let first = env("TAMTAM_SIM_FIRST", 0);
     let count = env("TAMTAM_SIM_SEEDS", 100);
+    let scale = match std::env::var("TAMTAM_SIM_SCALE").as_deref() {
+        Ok("full") => Scale::Full,
+        _ => Scale::Quick,
+    };
     let started = Instant::now();
     let mut failed = 0;
     for seed in first..first + count {
         let t = Instant::now();
-        let result = sim::run(seed, Scale::Quick, false, false);
+        let result = sim::run(seed, scale, false, false);
         let secs = t.elapsed().as_secs_f64();
         if let Some(v) = result.violations.first() {
             failed += 1;

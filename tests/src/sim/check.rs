@@ -42,7 +42,7 @@ use super::app::{Kind, Seen};
 use super::disk::Disk;
 use super::params::{
     MS, PORT_AI, PORT_APP, PORT_BULK, PORT_CLIENT, PORT_GROUP, PORT_LANGUAGE, PORT_SERVICE,
-    PORT_STREAM, Params,
+    PORT_STREAM, Params, distances,
 };
 
 /// How a fast-lane operation was addressed.
@@ -197,6 +197,7 @@ pub struct Checker {
     objects: HashMap<String, Arc<Vec<u8>>>,
     corrupted: Vec<u64>,
     malformed: Vec<u64>,
+    edges: Vec<(usize, usize)>,
 }
 
 impl Checker {
@@ -246,6 +247,7 @@ impl Checker {
             objects: HashMap::new(),
             corrupted: vec![0; n],
             malformed: vec![0; n],
+            edges: params.edges.clone(),
         }
     }
 
@@ -1026,19 +1028,34 @@ impl Checker {
     }
 
     /// Checks the trace of a traced op delivered to `dest`: when `strict` (the packet lived in
-    /// the fault-free phase and no trace report was dropped) the collector's route starts at
-    /// the sender, follows links of the graph and ends at the destination, visiting nothing
-    /// else, in `distance` hops; otherwise only that every hop it names is a link of the graph.
+    /// the fault-free phase and no frame was dropped) the collector's route starts at the
+    /// sender, follows links of the graph and ends at the destination, visiting nothing else,
+    /// in as many hops as the shortest path; otherwise only that every hop it names is a link
+    /// of the graph.
     pub fn check_trace(
         &mut self,
         now: u64,
         collector: &TraceCollector,
         op: &Op,
         dest: u32,
-        distance: u32,
+        strict: bool,
+    ) {
+        let edges = std::mem::take(&mut self.edges);
+        self.check_trace_on(now, collector, op, dest, strict, &edges);
+        self.edges = edges;
+    }
+
+    fn check_trace_on(
+        &mut self,
+        now: u64,
+        collector: &TraceCollector,
+        op: &Op,
+        dest: u32,
         strict: bool,
         edges: &[(usize, usize)],
     ) {
+        let distance =
+            distances(self.configs.len(), edges, op.sender as usize - 1)[dest as usize - 1];
         let Some(route_id) = op.route_id else {
             return;
         };
@@ -1080,9 +1097,11 @@ impl Checker {
             && nodes.last() == Some(&dest)
             && nodes.len() as u32 == distance + 1
             && route.windows(2).all(|w| w[0].next_hop == Some(w[1].node));
-        let events_ok = route
-            .last()
-            .is_some_and(|h| h.events.contains(&TraceEvent::Claimed));
+        // The destination reported the packet's arrival (its later reports may be cut off by
+        // the collector's per-flow bound when many retries were reported before).
+        let events_ok = route.last().is_some_and(|h| {
+            h.events.contains(&TraceEvent::Received) || h.events.contains(&TraceEvent::Claimed)
+        });
         if !chain_ok || !events_ok {
             self.fail(
                 now,

@@ -186,10 +186,14 @@ pub struct Params {
     pub workload_until: u64,
     /// Fault-free traced packets sent after this are checked hop by hop.
     pub trace_check_from: u64,
-    /// Everything pending must be resolved by here (liveness bound).
+    /// Everything pending must be resolved by here (liveness bound), plus the drain term the
+    /// simulator adds when the workload stops.
     pub deadline: u64,
     /// The liveness bound after `workload_until`, with its derivation.
     pub liveness_bound_ns: u64,
+    /// A round trip across the graph (a message and its ACK): what each window of messages
+    /// still queued when the workload stops adds to the bound.
+    pub round_trip_ns: u64,
     /// Crashes.
     pub crashes: Vec<Crash>,
     /// Partitions.
@@ -437,7 +441,10 @@ impl Params {
         //     resolved: it needs at most `retry_span` (+1/8 jitter per backoff) and may be
         //     answered BUSY `busy_max` times, each backing off at most `rto_max`;
         //   bulk: every stall of `rto_initial` counts, up to 2 × `attempts_max` in a row, and
-        //     the object moves at least one window per round trip.
+        //     the object moves at least one window per round trip;
+        //   and the messages still queued behind full channel windows when the workload stops
+        //     drain one window per round trip: the simulator adds that term when it gets there
+        //     (`round_trip_ns` × the deepest outbox over its channel window).
         let worst = |f: &dyn Fn(&BusConfig) -> u64| {
             stations.iter().map(|s| f(&s.config)).max().unwrap_or(0)
         };
@@ -455,6 +462,7 @@ impl Params {
         let bulk = worst(&|c| 2 * u64::from(c.attempts_max) * c.rto_initial.as_nanos())
             + workload.bulk_len_max / 512 / 4 * 2 * u64::from(diameter + 1) * hop_ns;
         let liveness_bound_ns = convergence + retry.max(bulk) + 500 * MS;
+        let round_trip_ns = 2 * u64::from(diameter + 1) * hop_ns;
         // The workload goes on in the quiet phase until routes have converged and a while
         // after, so traced packets cross a fault-free, settled network.
         let trace_check_from = faults_until + convergence;
@@ -474,6 +482,7 @@ impl Params {
             trace_check_from,
             deadline,
             liveness_bound_ns,
+            round_trip_ns,
             crashes,
             partitions,
             roles,
@@ -502,12 +511,13 @@ impl Params {
         );
         let _ = writeln!(
             s,
-            "  phases: faults {:.1}..{:.1} ms, workload until {:.1} ms, trace check from {:.1} ms, liveness bound {:.1} ms, deadline {:.1} ms, cycles_max {}",
+            "  phases: faults {:.1}..{:.1} ms, workload until {:.1} ms, trace check from {:.1} ms, liveness bound {:.1} ms + {:.1} ms per queued window, deadline {:.1} ms, cycles_max {}",
             ms(self.faults_from),
             ms(self.faults_until),
             ms(self.workload_until),
             ms(self.trace_check_from),
             ms(self.liveness_bound_ns),
+            ms(self.round_trip_ns),
             ms(self.deadline),
             self.cycles_max
         );
@@ -669,29 +679,10 @@ fn bus_config(rng: &mut Rng, station_id: u32, slow: bool) -> BusConfig {
 
 /// Longest shortest path (hops) of a connected graph.
 fn diameter(n: usize, edges: &[(usize, usize)]) -> u32 {
-    let mut worst = 0;
-    for start in 0..n {
-        let mut dist = vec![u32::MAX; n];
-        dist[start] = 0;
-        let mut queue = VecDeque::from([start]);
-        while let Some(at) = queue.pop_front() {
-            for &(a, b) in edges {
-                let next = if a == at {
-                    b
-                } else if b == at {
-                    a
-                } else {
-                    continue;
-                };
-                if dist[next] == u32::MAX {
-                    dist[next] = dist[at] + 1;
-                    queue.push_back(next);
-                }
-            }
-        }
-        worst = worst.max(dist.into_iter().max().unwrap_or(0));
-    }
-    worst
+    (0..n)
+        .flat_map(|start| distances(n, edges, start))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Shortest-path distances (hops) from `start`, `u32::MAX` for unreachable stations.
