@@ -401,7 +401,10 @@ pub struct Bus {
 
     stream_sources: BTreeMap<(u16, u32), StreamSource>,
     stream_out: VecDeque<StreamCopy>,
-    token_caches: HashMap<(u32, u64), TokenCache>,
+    /// Per stream `(sender, request_id)`: its token cache and when it was last heard
+    /// (`token_stamp`), to forget the stream heard from longest ago when full.
+    token_caches: HashMap<(u32, u64), (TokenCache, u64)>,
+    token_stamp: u64,
 
     out_transfers: BTreeMap<u64, OutTransfer>,
     in_transfers: BTreeMap<String, InTransfer>,
@@ -467,6 +470,7 @@ impl Bus {
             stream_sources: BTreeMap::new(),
             stream_out: VecDeque::new(),
             token_caches: HashMap::new(),
+            token_stamp: 0,
             out_transfers: BTreeMap::new(),
             in_transfers: BTreeMap::new(),
             in_transfer_ids: HashMap::new(),
@@ -2513,17 +2517,29 @@ impl Bus {
     fn handle_stream(&mut self, header: &Header, payload: &[u8]) {
         let port = header.recipient_port;
         let key = (header.sender_id, header.request_id);
+        self.token_stamp += 1;
         if !self.token_caches.contains_key(&key)
             && self.token_caches.len() >= self.config.stream_cache_tokens * 16
         {
-            self.token_caches.clear();
+            // Forget the stream heard from longest ago. Clearing every cache instead made all
+            // live streams forget which frames they had delivered whenever one new stream
+            // appeared, so a late or duplicated copy of any of them was delivered again.
+            let oldest = self
+                .token_caches
+                .iter()
+                .min_by_key(|(_, (_, touched))| *touched)
+                .map(|(&k, _)| k);
+            if let Some(oldest) = oldest {
+                self.token_caches.remove(&oldest);
+                self.stats.stream_caches_evicted += 1;
+            }
         }
-        if !self
+        let (cache, touched) = self
             .token_caches
             .entry(key)
-            .or_default()
-            .admit(header.sequence)
-        {
+            .or_insert_with(|| (TokenCache::default(), 0));
+        *touched = self.token_stamp;
+        if !cache.admit(header.sequence) {
             self.stats.stream_duplicates += 1;
             return;
         }

@@ -33,6 +33,8 @@ use std::fmt::Write as _;
 pub struct RunResult {
     /// The seed.
     pub seed: u64,
+    /// The scale it ran at.
+    pub scale: Scale,
     /// The parameters, as printed before the run.
     pub description: String,
     /// Broken invariants (empty: the run passed).
@@ -88,8 +90,13 @@ impl RunResult {
         let _ = writeln!(out, "{}", self.summary_line());
         let _ = writeln!(
             out,
-            "replay: TAMTAM_SEED={} TAMTAM_SIM_LOG=1 cargo nextest run -p tamtam-tests sim_replay --no-capture",
-            self.seed
+            "replay: TAMTAM_SEED={}{} TAMTAM_SIM_LOG=1 cargo nextest run -p tamtam-tests sim_replay --no-capture",
+            self.seed,
+            if self.scale == Scale::Full {
+                " TAMTAM_SIM_SCALE=full"
+            } else {
+                ""
+            }
         );
         out
     }
@@ -106,6 +113,7 @@ pub fn run(seed: u64, scale: Scale, print: bool, verbose: bool) -> RunResult {
     let (checker, summary) = world::Sim::new(params, verbose).run();
     RunResult {
         seed,
+        scale,
         description,
         violations: checker.violations,
         summary,

@@ -30,6 +30,8 @@ pub const PORT_CLIENT: u16 = 2500;
 pub const PORT_LANGUAGE: u16 = 150;
 /// The AI translation port the language fallback goes to.
 pub const PORT_AI: u16 = tamtam_engine::core::registry::AI_TRANSLATE;
+/// How long one stream lives before its source moves on to a new stream id.
+pub const STREAM_ROTATION_NS: u64 = 400 * MS;
 /// A port nobody serves: sends to it must be dead-lettered, never delivered.
 pub const PORT_NOBODY: u16 = 4242;
 
@@ -154,6 +156,10 @@ pub struct Workload {
     pub op_gap_ns: u64,
     /// Gap between two stream frames of one source.
     pub stream_gap_ns: u64,
+    /// Streams each source sends on at once (round-robin, one frame per gap). Every
+    /// [`STREAM_ROTATION_NS`] each ends and a new stream id takes its place, so receivers see
+    /// many streams over a run but few at once (well within their token caches).
+    pub streams_per_source: u32,
     /// Bulk transfers in the run.
     pub bulk_count: usize,
     /// Largest bulk object.
@@ -206,6 +212,8 @@ pub struct Params {
     pub diameter: u32,
     /// Step bound: the run fails if it needs more station cycles than this.
     pub cycles_max: u64,
+    /// The scale the run was drawn at.
+    pub scale: Scale,
 }
 
 /// How big the runs are.
@@ -248,6 +256,8 @@ impl Params {
         let mut station_rng = root.fork();
         let mut fault_rng = root.fork();
         let mut work_rng = root.fork();
+        // Parameters added later draw from here, so the earlier ones keep their values.
+        let mut extra_rng = root.fork();
 
         // Topology.
         let n = range(&mut topo_rng, 5, 9) as usize;
@@ -414,6 +424,7 @@ impl Params {
         let workload = Workload {
             op_gap_ns: pick(&mut work_rng, &[2 * MS, 5 * MS, 10 * MS, 25 * MS]),
             stream_gap_ns: pick(&mut work_rng, &[MS, 3 * MS, 10 * MS]),
+            streams_per_source: pick(&mut extra_rng, &[1, 1, 2]),
             bulk_count: match scale {
                 Scale::Quick => pick(&mut work_rng, &[0, 1, 1, 2, 3]),
                 Scale::Full => pick(&mut work_rng, &[1, 2, 3, 5]),
@@ -489,6 +500,7 @@ impl Params {
             workload,
             diameter,
             cycles_max,
+            scale,
         }
     }
 
@@ -498,8 +510,15 @@ impl Params {
         let ms = |ns: u64| ns as f64 / MS as f64;
         let _ = writeln!(
             s,
-            "sim seed={} (rerun: TAMTAM_SEED={} cargo nextest run -p tamtam-tests sim_replay --no-capture)",
-            self.seed, self.seed
+            "sim seed={} scale={:?} (rerun: TAMTAM_SEED={}{} cargo nextest run -p tamtam-tests sim_replay --no-capture)",
+            self.seed,
+            self.scale,
+            self.seed,
+            if self.scale == Scale::Full {
+                " TAMTAM_SIM_SCALE=full"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             s,
@@ -614,9 +633,10 @@ impl Params {
         let w = &self.workload;
         let _ = writeln!(
             s,
-            "  workload: op gap {:.1} ms stream gap {:.1} ms bulk {} × ≤{} B self_traffic={} body ≤{} B",
+            "  workload: op gap {:.1} ms stream gap {:.1} ms × {} streams, bulk {} × ≤{} B self_traffic={} body ≤{} B",
             ms(w.op_gap_ns),
             ms(w.stream_gap_ns),
+            w.streams_per_source,
             w.bulk_count,
             w.bulk_len_max,
             w.self_traffic,

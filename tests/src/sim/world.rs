@@ -24,7 +24,7 @@ use super::disk::{Disk, SpoolObject};
 use super::net::Network;
 use super::params::{
     MS, PORT_AI, PORT_APP, PORT_BULK, PORT_CLIENT, PORT_GROUP, PORT_LANGUAGE, PORT_NOBODY,
-    PORT_SERVICE, PORT_STREAM, Params,
+    PORT_SERVICE, PORT_STREAM, Params, STREAM_ROTATION_NS,
 };
 
 /// The middleware port the recording tee sits on.
@@ -53,7 +53,10 @@ struct Station {
     rng: Rng,
     next_op_at: u64,
     next_stream_at: u64,
-    stream_seq: u32,
+    /// Next sequence of each stream, this incarnation.
+    stream_seq: BTreeMap<u32, u32>,
+    /// Frames this incarnation's streams sent, for the round-robin over streams.
+    stream_frames: u32,
 }
 
 /// A scheduled global action.
@@ -171,7 +174,8 @@ impl Sim {
                 rng: work_rng.fork(),
                 next_op_at: params.faults_from + work_rng.below(w.op_gap_ns + 1),
                 next_stream_at: params.faults_from + i as u64 * 7 * MS % w.stream_gap_ns.max(1),
-                stream_seq: 0,
+                stream_seq: BTreeMap::new(),
+                stream_frames: 0,
             })
             .collect();
         for station in &mut stations {
@@ -267,7 +271,8 @@ impl Sim {
             bus.collect_traces();
         }
         station.bus = Some(bus);
-        station.stream_seq = 0;
+        station.stream_seq.clear();
+        station.stream_frames = 0;
         station.link_of_edge.clear();
         station.edge_of_link.clear();
     }
@@ -1104,9 +1109,17 @@ impl Sim {
     fn stream_frame(&mut self, i: usize, bus: &mut Bus) {
         let me = i as u32 + 1;
         let st = &mut self.stations[i];
-        let seq = st.stream_seq;
-        st.stream_seq = st.stream_seq.wrapping_add(1);
-        let stream = me;
+        // Stream `me` first, then `me + 16k` for the further streams of this source and the
+        // streams that replace them every rotation.
+        let per_source = self.params.workload.streams_per_source;
+        let k = st.stream_frames % per_source;
+        st.stream_frames = st.stream_frames.wrapping_add(1);
+        let generation =
+            (self.now.saturating_sub(self.params.faults_from) / STREAM_ROTATION_NS) as u32;
+        let stream = me + 16 * (k + per_source * generation);
+        let next = st.stream_seq.entry(stream).or_insert(0);
+        let seq = *next;
+        *next = next.wrapping_add(1);
         let request_id = u64::from(st.incarnation) << 32 | u64::from(stream);
         let payload = app::encode(Kind::Stream, u64::from(me), u64::from(seq), 16);
         self.checker
