@@ -32,24 +32,19 @@ const REGRESSION_SEEDS: &[(u64, Scale, &str)] = &[
         "fire-and-forget message duplicated by a link delivered twice; trace named a hop that is no link",
     ),
     (
-        3,
+        2,
         Scale::Quick,
-        "service message re-sequenced on the same channel when its only server became unreachable: delivered twice",
-    ),
-    (
-        4,
-        Scale::Quick,
-        "service message re-sequenced on the same channel (as seed 3)",
-    ),
-    (
-        5,
-        Scale::Quick,
-        "bulk sender looped forever in next_unsent: in-flight hole below the cursor",
+        "service message re-sequenced on the same channel when no other server was reachable: delivered twice",
     ),
     (
         10,
         Scale::Quick,
         "stream frame to itself delivered with one cycle of lifetime too many",
+    ),
+    (
+        25,
+        Scale::Quick,
+        "bulk sender looped forever in next_unsent: in-flight hole below the cursor (hangs: the watchdog fails it)",
     ),
     (
         38,
@@ -60,6 +55,11 @@ const REGRESSION_SEEDS: &[(u64, Scale, &str)] = &[
         40,
         Scale::Quick,
         "advert of a restarted sender dropped the receive window of its new epoch: delivered twice",
+    ),
+    (
+        99,
+        Scale::Quick,
+        "service message moved back to a server that had delivered it: delivered twice",
     ),
     (
         125,
@@ -78,6 +78,32 @@ const REGRESSION_SEEDS: &[(u64, Scale, &str)] = &[
     ),
 ];
 
+/// Longest a seed may run in wall time before it counts as hung (a core loop that never
+/// ends cannot be interrupted, so the seed runs on its own thread and the test gives up on
+/// it; nextest then ends the process).
+const SEED_WALL_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs one seed on its own thread and fails the test if it does not finish in
+/// [`SEED_WALL_MAX`].
+fn run_guarded(seed: u64, scale: Scale, print: bool, verbose: bool) -> sim::RunResult {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(sim::run(seed, scale, print, verbose));
+    });
+    match rx.recv_timeout(SEED_WALL_MAX) {
+        Ok(result) => result,
+        Err(_) => panic!(
+            "seed {seed} ({scale:?}) did not finish within {} s: a loop in the core that never ends? replay: TAMTAM_SEED={seed}{} cargo nextest run -p tamtam-tests sim_replay --no-capture",
+            SEED_WALL_MAX.as_secs(),
+            if scale == Scale::Full {
+                " TAMTAM_SIM_SCALE=full"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
 fn replaying() -> bool {
     std::env::var_os("TAMTAM_SEED").is_some()
 }
@@ -91,7 +117,7 @@ fn run_seeds(first: u64, count: u64, scale: Scale) {
     let started = Instant::now();
     let mut failures = Vec::new();
     for seed in first..first + count {
-        let result = sim::run(seed, scale, true, false);
+        let result = run_guarded(seed, scale, true, false);
         eprintln!("{}", result.summary_line());
         if !result.violations.is_empty() {
             failures.push(result.report());
@@ -141,7 +167,7 @@ fn sim_regressions() {
     }
     let mut failures = Vec::new();
     for &(seed, scale, found) in REGRESSION_SEEDS {
-        let result = sim::run(seed, scale, true, false);
+        let result = run_guarded(seed, scale, true, false);
         eprintln!("{} [{found}]", result.summary_line());
         if !result.violations.is_empty() {
             failures.push(format!("regression ({found}):\n{}", result.report()));
@@ -163,7 +189,7 @@ fn sim_replay() {
         _ => Scale::Quick,
     };
     let verbose = std::env::var_os("TAMTAM_SIM_LOG").is_some();
-    let result = sim::run(seed, scale, true, verbose);
+    let result = run_guarded(seed, scale, true, verbose);
     eprintln!("{}", result.summary_line());
     assert!(result.violations.is_empty(), "{}", result.report());
 }
@@ -210,7 +236,7 @@ fn sim_many() {
                     if seed >= first + count || started.elapsed() > limit {
                         break;
                     }
-                    let result = sim::run(seed, scale_for(seed), false, false);
+                    let result = run_guarded(seed, scale_for(seed), false, false);
                     if !result.violations.is_empty() {
                         eprintln!("FAILED {:?} {}", scale_for(seed), result.report());
                         failures
@@ -256,7 +282,7 @@ fn sim_survey() {
     let mut failed = 0;
     for seed in first..first + count {
         let t = Instant::now();
-        let result = sim::run(seed, scale_for(seed), false, false);
+        let result = run_guarded(seed, scale_for(seed), false, false);
         let secs = t.elapsed().as_secs_f64();
         if let Some(v) = result.violations.first() {
             failed += 1;

@@ -3,7 +3,8 @@
 //! A wire serializes frames at its bandwidth, adds propagation delay and jitter (which
 //! reorders frames), and during the fault phase loses, duplicates, corrupts (one flipped bit,
 //! or a burst inside 32 bits: always caught by the frame CRC32C) and holds back stragglers.
-//! A partitioned link drops everything sent on it and everything still in flight.
+//! A partitioned wire (one direction of a link, or both) drops everything sent on it and
+//! everything still in flight on it.
 
 use std::collections::BTreeMap;
 
@@ -57,8 +58,8 @@ pub struct NetCounts {
 pub struct Network {
     /// Wires `2e` (a→b) and `2e + 1` (b→a) of edge `e = (a, b)`.
     pub wires: Vec<Wire>,
-    /// Per edge: partitioned now.
-    pub down: Vec<bool>,
+    /// Per wire: how many partitions cut it now.
+    pub down: Vec<u32>,
     links: Vec<LinkParams>,
     serial: u64,
     /// Counters.
@@ -83,7 +84,7 @@ impl Network {
         }
         Network {
             wires,
-            down: vec![false; edges.len()],
+            down: vec![0; edges.len() * 2],
             links: links.to_vec(),
             serial: 0,
             counts: NetCounts::default(),
@@ -110,7 +111,7 @@ impl Network {
         stream_age: Option<u64>,
     ) -> Vec<u64> {
         let edge = self.wires[wire].edge;
-        if self.down[edge] {
+        if self.down[wire] > 0 {
             self.counts.partitioned += 1;
             return Vec::new();
         }
@@ -185,7 +186,7 @@ impl Network {
                     break;
                 }
                 let (key, frame) = entry.remove_entry();
-                if self.down[w.edge] {
+                if self.down[i] > 0 {
                     self.counts.partitioned += 1;
                     continue;
                 }

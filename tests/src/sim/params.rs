@@ -128,6 +128,9 @@ pub struct Partition {
     pub from: u64,
     /// Healed at.
     pub to: u64,
+    /// `None`: both directions are down; `Some(true)`: only the direction from the lower
+    /// station index to the higher one; `Some(false)`: only the other direction.
+    pub one_way: Option<bool>,
 }
 
 /// Which station plays which part in the workload.
@@ -397,6 +400,7 @@ impl Params {
                 edges: edges_down,
                 from,
                 to,
+                one_way: None,
             });
         }
 
@@ -436,6 +440,29 @@ impl Params {
             self_traffic: work_rng.chance(1, 4),
             body_len_max: pick(&mut work_rng, &[16, 200, 2000]),
         };
+
+        // Some partitions cut one direction only (a station hears a neighbour that cannot
+        // hear it); some stations crash again after their restart.
+        for p in &mut partitions {
+            if extra_rng.chance(1, 3) {
+                p.one_way = Some(extra_rng.chance(1, 2));
+            }
+        }
+        let first_crashes = crashes.clone();
+        for c in first_crashes {
+            let mut restart_at = c.restart_at;
+            while restart_at + 20 * MS < faults_until && extra_rng.chance(1, 3) {
+                let at = restart_at + 1 + extra_rng.below(faults_until - restart_at - 1);
+                let down = range(&mut extra_rng, 5 * MS, 300 * MS);
+                restart_at = (at + down).min(faults_until);
+                crashes.push(Crash {
+                    station: c.station,
+                    at,
+                    restart_at,
+                });
+            }
+        }
+        crashes.sort_by_key(|c| c.at);
 
         if !workload.self_traffic {
             // A source listening to itself would stream to itself over the loopback.
@@ -611,10 +638,15 @@ impl Params {
         for p in &self.partitions {
             let _ = writeln!(
                 s,
-                "  partition edges {:?} from {:.1} ms to {:.1} ms",
+                "  partition edges {:?} from {:.1} ms to {:.1} ms{}",
                 p.edges,
                 ms(p.from),
-                ms(p.to)
+                ms(p.to),
+                match p.one_way {
+                    None => "",
+                    Some(true) => " (one way: low → high index only)",
+                    Some(false) => " (one way: high → low index only)",
+                }
             );
         }
         let ids = |v: &[usize]| v.iter().map(|i| i + 1).collect::<Vec<_>>();

@@ -545,14 +545,21 @@ impl Sim {
                     }
                 }
             }
-            Action::PartitionDown(p) => {
-                for &edge in &self.params.partitions[p].edges {
-                    self.net.down[edge] = true;
-                }
-            }
-            Action::PartitionUp(p) => {
-                for &edge in &self.params.partitions[p].edges {
-                    self.net.down[edge] = false;
+            Action::PartitionDown(p) | Action::PartitionUp(p) => {
+                let partition = &self.params.partitions[p];
+                for &edge in &partition.edges {
+                    let wires = match partition.one_way {
+                        None => vec![2 * edge, 2 * edge + 1],
+                        Some(true) => vec![2 * edge],
+                        Some(false) => vec![2 * edge + 1],
+                    };
+                    for wire in wires {
+                        if matches!(action, Action::PartitionDown(_)) {
+                            self.net.down[wire] += 1;
+                        } else {
+                            self.net.down[wire] -= 1;
+                        }
+                    }
                 }
             }
             Action::Bulk(k) => {
