@@ -211,7 +211,8 @@ fn sim_many() {
     // Goal: search a large seed space for invariant violations. Method: TAMTAM_SIM_SEEDS
     // seeds from TAMTAM_SIM_FIRST (default 1,000,000, past the suite's seeds) on every core,
     // every fourth at full scale (longer fault phases, objects up to 1 MiB; see `scale_for`);
-    // TAMTAM_SIM_MINUTES bounds the wall time. Failing seeds are listed at the end.
+    // TAMTAM_SIM_MINUTES bounds the wall time, TAMTAM_SIM_THREADS the threads (default: one
+    // per core). Failing seeds are listed at the end.
     let env = |name: &str, default: u64| {
         std::env::var(name)
             .ok()
@@ -221,7 +222,10 @@ fn sim_many() {
     let count = env("TAMTAM_SIM_SEEDS", 100_000);
     let first = env("TAMTAM_SIM_FIRST", 1_000_000);
     let minutes = env("TAMTAM_SIM_MINUTES", 24 * 60);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = env(
+        "TAMTAM_SIM_THREADS",
+        std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
+    ) as usize;
     let next = Arc::new(AtomicU64::new(first));
     let done = Arc::new(AtomicU64::new(0));
     let failures: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
