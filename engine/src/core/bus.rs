@@ -52,7 +52,7 @@ pub const LOOPBACK: LinkId = u32::MAX;
 /// Epochs (incarnations) of one sender whose receive windows are kept.
 const EPOCHS_KEPT: usize = 8;
 /// Events queued at most; more are dropped and counted.
-const EVENTS_MAX: usize = 65_536;
+pub const EVENTS_MAX: usize = 65_536;
 /// Deliveries kept in the built-in delivery log (port 1's ring).
 const TRACE_FLOWS_MAX: usize = 1024;
 
@@ -76,6 +76,65 @@ pub struct JournalEntry {
     pub seq: u32,
     /// The encoded frame (attempt 0).
     pub frame: Vec<u8>,
+}
+
+/// Read-only depths of the bus's queues, for telemetry and for the simulator's bound checks.
+///
+/// Every field is a count at the moment [`Bus::gauges`] was called. The comment on each field
+/// names the bound the bus promises (from [`BusConfig`]) or says that the queue has none of its
+/// own. Computing the gauges walks the ports, channels and transfers: cheap, but not for the
+/// hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Gauges {
+    /// ACK-required messages accepted and not yet resolved, over all destinations (sequenced
+    /// plus backlog). At most `outbox_capacity`.
+    pub outbox: usize,
+    /// Of those, messages still waiting for a sequence because their channel window is full.
+    pub outbox_backlog: usize,
+    /// Largest number of sequenced, unresolved messages on one channel. At most
+    /// `channel_window`.
+    pub channel_pending_max: usize,
+    /// Fire-and-forget frames waiting for transmission, over all destinations. No bound of its
+    /// own: the application's send rate bounds it.
+    pub unreliable: usize,
+    /// Deepest inbound message queue of a port. At most `port_queue_capacity`.
+    pub port_queue_max: usize,
+    /// Deepest inbound stream queue of a port. At most `stream_queue_capacity`.
+    pub stream_queue_max: usize,
+    /// Outbound stream copies waiting for transmission. At most `64 × stream_queue_capacity`.
+    pub stream_out: usize,
+    /// Most frames queued for one link and not yet polled. At most `link_queue_capacity`.
+    pub link_queue_max: usize,
+    /// Frames queued for links (all links) and not yet polled.
+    pub transmit: usize,
+    /// Frames this station forwards for others, waiting for the commit phase. At most
+    /// `link_queue_capacity`.
+    pub forward: usize,
+    /// Control frames (ACK, NACK, BUSY, heartbeats, adverts, bulk maps) waiting for the commit
+    /// phase. No bound of its own: what arrives in one cycle bounds it.
+    pub control: usize,
+    /// Frames this station sent to itself, handled at the start of the next cycle.
+    pub loopback: usize,
+    /// Application events not yet polled. At most [`EVENTS_MAX`].
+    pub events: usize,
+    /// Trace reports waiting to be sent. At most `trace_queue_capacity`.
+    pub trace: usize,
+    /// Retransmission timers, stale ones included.
+    pub timers: usize,
+    /// Senders with receive windows. At most `stations_max`.
+    pub receive_windows: usize,
+    /// Streams with a token cache. At most `16 × stream_cache_tokens`.
+    pub token_caches: usize,
+    /// Outbound bulk transfers not yet done or failed. At most `transfers_max`.
+    pub transfers_out: usize,
+    /// Inbound bulk transfers not yet complete or failed. At most `transfers_max`.
+    pub transfers_in: usize,
+    /// Most segments one outbound transfer holds in flight. At most `bulk_window`.
+    pub bulk_in_flight_max: usize,
+    /// Most segment writes one inbound transfer has pending. At most `2 × bulk_window`.
+    pub bulk_writing_max: usize,
+    /// I/O requests issued (polled or not) and not yet completed.
+    pub io_pending: usize,
 }
 
 /// What the bus tells the application.
@@ -285,6 +344,8 @@ struct Pending {
     last_sent: Option<Instant>,
     queued_at: Instant,
     in_ready: bool,
+    /// Transmitted, then moved to another server once (see `reroute_services`).
+    failed_over: bool,
 }
 
 #[derive(Debug)]
@@ -307,6 +368,8 @@ struct SendChannel {
 struct SenderWindows {
     epochs: Vec<(u32, ReceiveWindow)>,
     used_at: Instant,
+    /// Fire-and-forget data: the newest request ids seen per epoch (see `admit_unreliable`).
+    unreliable: Vec<(u32, TokenCache)>,
 }
 
 #[derive(Debug)]
@@ -376,7 +439,10 @@ pub struct Bus {
 
     stream_sources: BTreeMap<(u16, u32), StreamSource>,
     stream_out: VecDeque<StreamCopy>,
-    token_caches: HashMap<(u32, u64, u16), TokenCache>,
+    /// Per stream `(sender, request_id, port)`: its token cache and when it was last heard
+    /// (`token_stamp`), to forget the stream heard from longest ago when full.
+    token_caches: HashMap<(u32, u64, u16), (TokenCache, u64)>,
+    token_stamp: u64,
 
     out_transfers: BTreeMap<u64, OutTransfer>,
     in_transfers: BTreeMap<String, InTransfer>,
@@ -448,6 +514,7 @@ impl Bus {
             stream_sources: BTreeMap::new(),
             stream_out: VecDeque::new(),
             token_caches: HashMap::new(),
+            token_stamp: 0,
             out_transfers: BTreeMap::new(),
             in_transfers: BTreeMap::new(),
             in_transfer_ids: HashMap::new(),
@@ -576,6 +643,50 @@ impl Bus {
         self.collector.as_ref()
     }
 
+    /// The current queue depths (see [`Gauges`] for the bound of each).
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges {
+            outbox: self.outbox_len,
+            stream_out: self.stream_out.len(),
+            transmit: self.tx.len(),
+            forward: self.forward_out.len(),
+            control: self.control_out.len(),
+            loopback: self.loopback.len(),
+            events: self.events.len(),
+            trace: self.trace_out.len(),
+            timers: self.timers.len(),
+            receive_windows: self.windows.len(),
+            token_caches: self.token_caches.len(),
+            io_pending: self.io_pending.len(),
+            ..Gauges::default()
+        };
+        for channel in self.channels.values() {
+            g.outbox_backlog += channel.backlog.len();
+            g.channel_pending_max = g.channel_pending_max.max(channel.pending.len());
+            g.unreliable += channel.unreliable.len();
+        }
+        for port in self.ports.values() {
+            g.port_queue_max = g.port_queue_max.max(port.queue.len());
+            g.stream_queue_max = g.stream_queue_max.max(port.streams.len());
+        }
+        for link in self.links.values() {
+            g.link_queue_max = g.link_queue_max.max(link.queued);
+        }
+        for t in self.out_transfers.values() {
+            if !matches!(t.state, OutState::Done | OutState::Failed) {
+                g.transfers_out += 1;
+            }
+            g.bulk_in_flight_max = g.bulk_in_flight_max.max(t.in_flight.len());
+        }
+        for t in self.in_transfers.values() {
+            if !matches!(t.state, InState::Complete | InState::Failed) {
+                g.transfers_in += 1;
+            }
+            g.bulk_writing_max = g.bulk_writing_max.max(t.writing.len());
+        }
+        g
+    }
+
     fn serves(&self, port: u16) -> bool {
         if port == registry::TRACE_REPORT && self.collector.is_some() {
             return true;
@@ -664,6 +775,22 @@ impl Bus {
                 return;
             };
             state.last_heard = self.now;
+            // Any frame from the neighbour proves a link alive: one it originated (not
+            // FORWARDED) names it, else the link's known peer. Waiting for a heartbeat is not
+            // enough: the neighbour sends one only when the link is idle, and a neighbour that
+            // never saw the link die (or never saw this station restart) keeps it busy with
+            // adverts and data, so the link stayed dead on this side for good (simulator seeds
+            // 1005 and 1084).
+            if !state.alive && header.packet_type != PacketType::Heartbeat {
+                let neighbour = if header.flags.contains(Flags::FORWARDED) {
+                    state.peer
+                } else {
+                    Some(header.sender_id)
+                };
+                if let Some(peer) = neighbour {
+                    self.link_alive(link, peer);
+                }
+            }
         }
         if header.packet_type == PacketType::Heartbeat {
             self.handle_heartbeat(link, &header);
@@ -940,6 +1067,7 @@ impl Bus {
                 last_sent: None,
                 queued_at: self.now,
                 in_ready: false,
+                failed_over: false,
             };
             if message.ack {
                 self.outbox_len += 1;
@@ -1146,6 +1274,7 @@ impl Bus {
                 last_sent: None,
                 queued_at: self.now,
                 in_ready: true,
+                failed_over: false,
             };
             let channel = self.channel(entry.destination);
             if channel.next_seq.wrapping_sub(entry.seq) as i32 <= 0 {
@@ -1362,10 +1491,10 @@ impl Bus {
     /// Runs one cycle at `now`: timers, deliver phase, commit phase.
     pub fn cycle(&mut self, now: Instant) -> CycleReport {
         self.now = self.now.max(now);
-        self.cycle += 1;
-        self.stats.cycles += 1;
-        let tx_before = self.tx.len();
-        // Frames this station sent itself arrive now (one cycle of latency, like any link).
+        // Frames this station sent itself arrive now (one cycle of latency, like any link),
+        // and, like frames from a link, between the cycles: handled after the cycle count
+        // moved on, a stream frame sent to itself kept one cycle of lifetime more than it had
+        // and could be delivered a cycle after it expired (simulator seed 10).
         let loopback = std::mem::take(&mut self.loopback);
         let mut work = loopback.len();
         for frame in &loopback {
@@ -1374,6 +1503,9 @@ impl Bus {
         for frame in loopback {
             self.recycle(frame);
         }
+        self.cycle += 1;
+        self.stats.cycles += 1;
+        let tx_before = self.tx.len();
         work += self.run_timers();
         let (delivered, deliver_backlog) = self.deliver_phase();
         let (transmitted, transmit_backlog) = self.commit_phase();
@@ -1475,6 +1607,12 @@ impl Bus {
 
     /// After a topology change, messages addressed to "any server" whose chosen server became
     /// unreachable move to another server.
+    ///
+    /// A message keeps its channel sequence unless it moves: the unreachable server may have
+    /// delivered it already (its ACK lost), and only the sequence lets that server recognise
+    /// a retransmission. Re-sequencing it on the same channel made the server deliver it twice
+    /// (simulator seeds 3 and 4). For the same reason a message that was transmitted moves at
+    /// most once: moving back to a server that may hold it would deliver it twice there.
     fn reroute_services(&mut self) {
         let unreachable: Vec<u32> = self
             .channels
@@ -1482,60 +1620,68 @@ impl Bus {
             .copied()
             .filter(|&d| d != self.config.station_id && self.topology.route(d).is_none())
             .collect();
+        let movable = |p: &Pending| {
+            p.header.recipient_kind == RecipientKind::Service
+                && (p.first_sent.is_none() || !p.failed_over)
+        };
         for destination in unreachable {
-            // Sent messages (with a sequence) move only when another server is reachable now;
-            // otherwise they stay, with their sequence, so the old server never sees one
-            // message under two sequences.
-            let sent: Vec<(u32, u16)> = self.channels[&destination]
+            let sequenced: Vec<u32> = self.channels[&destination]
                 .pending
                 .iter()
-                .filter(|(_, p)| p.header.recipient_kind == RecipientKind::Service)
-                .map(|(&seq, p)| (seq, p.header.recipient_port))
+                .filter(|(_, p)| movable(p))
+                .map(|(&seq, _)| seq)
                 .collect();
-            for (seq, port) in sent {
-                let Some(server) = self.pick_server(port).filter(|&s| s != destination) else {
-                    continue;
-                };
+            let backlog: Vec<Pending> = {
                 let channel = self.channels.get_mut(&destination).expect("listed");
-                channel.ready.retain(|&s| s != seq);
-                let Some(pending) = channel.pending.remove(&seq) else {
-                    continue;
-                };
-                // It may have been journaled for the old server: that entry is settled.
-                self.push_event(Event::Rerouted {
-                    request_id: pending.header.request_id,
-                    from: destination,
-                    to: server,
-                });
-                self.move_to_server(pending, server);
-            }
-            // Messages not yet sent move freely.
-            let backlog =
-                std::mem::take(&mut self.channels.get_mut(&destination).expect("listed").backlog);
-            let mut kept = VecDeque::new();
+                let (service, other): (Vec<Pending>, Vec<Pending>) =
+                    channel.backlog.drain(..).partition(|p| movable(p));
+                channel.backlog = other.into();
+                service
+            };
+            let mut to_move: Vec<(Pending, u32)> = Vec::new();
             for pending in backlog {
-                let server = (pending.header.recipient_kind == RecipientKind::Service)
-                    .then(|| self.pick_server(pending.header.recipient_port))
-                    .flatten()
-                    .filter(|&s| s != destination);
-                match server {
-                    Some(server) => self.move_to_server(pending, server),
-                    None => kept.push_back(pending),
+                match self.pick_server(pending.header.recipient_port) {
+                    Some(server) if server != destination => to_move.push((pending, server)),
+                    // No other server: keep trying the old one until the budget runs out.
+                    _ => self
+                        .channels
+                        .get_mut(&destination)
+                        .expect("listed")
+                        .backlog
+                        .push_back(pending),
                 }
             }
-            self.channels.get_mut(&destination).expect("listed").backlog = kept;
+            for seq in sequenced {
+                let port = self.channels[&destination].pending[&seq]
+                    .header
+                    .recipient_port;
+                let Some(server) = self.pick_server(port).filter(|&s| s != destination) else {
+                    continue; // No other server: it stays, with its sequence.
+                };
+                let channel = self.channels.get_mut(&destination).expect("listed");
+                if let Some(p) = channel.pending.remove(&seq) {
+                    channel.ready.retain(|&s| s != seq);
+                    // It may have been journaled for the old server: that entry is settled.
+                    self.push_event(Event::Rerouted {
+                        request_id: p.header.request_id,
+                        from: destination,
+                        to: server,
+                    });
+                    to_move.push((p, server));
+                }
+            }
+            for (mut pending, server) in to_move {
+                pending.failed_over |= pending.first_sent.is_some();
+                pending.destination = server;
+                pending.header.recipient_id = server;
+                pending.attempts = 0;
+                pending.busy = 0;
+                pending.in_ready = false;
+                self.channel(server).backlog.push_back(pending);
+                self.admit_backlog(server);
+            }
             self.admit_backlog(destination);
         }
-    }
-
-    fn move_to_server(&mut self, mut pending: Pending, server: u32) {
-        pending.destination = server;
-        pending.header.recipient_id = server;
-        pending.attempts = 0;
-        pending.busy = 0;
-        pending.in_ready = false;
-        self.channel(server).backlog.push_back(pending);
-        self.admit_backlog(server);
     }
 
     fn dead_letter(&mut self, destination: u32, seq: u32, reason: Reason) {
@@ -1909,10 +2055,17 @@ impl Bus {
     /// Round-robin over channels with ready frames, at most `consecutive_per_recipient_max`
     /// frames each per round, and at most `service_share_percent` of the data budget per
     /// sending port while other ports have frames ready.
+    ///
+    /// A port stopped by its share stays stopped for the rest of the cycle, even once the
+    /// other ports have nothing left. Letting it go on in a later round broke the recipient
+    /// rule instead: while it was stopped the other recipients' rounds ran back to back, more
+    /// than `consecutive_per_recipient_max` frames to one recipient, and then its frames to
+    /// another recipient followed in the same cycle (simulator seed 125).
     fn transmit_fast(&mut self, budget: usize) -> usize {
         let quantum = self.config.consecutive_per_recipient_max as usize;
         let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
         let mut per_service: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut stopped: BTreeSet<u16> = BTreeSet::new();
         let mut sent = 0usize;
         let mut destinations: Vec<u32> = self
             .channels
@@ -1946,7 +2099,10 @@ impl Bus {
                         break;
                     };
                     let used = per_service.get(&service).copied().unwrap_or(0);
-                    if services_waiting.len() > 1 && used >= share_cap {
+                    if stopped.contains(&service)
+                        || (services_waiting.len() > 1 && used >= share_cap)
+                    {
+                        stopped.insert(service);
                         break;
                     }
                     if !self.transmit_fast_one(destination) {
@@ -2050,13 +2206,19 @@ impl Bus {
         }
         self.timers
             .push(Reverse((deadline, destination, seq, marker)));
-        if header.flags.contains(Flags::TRACE_REQUESTED) && header.attempt == 0 {
-            // The originator reports the first transmission as a forward to its next hop.
-            let next = link
-                .and_then(|l| self.links.get(&l))
-                .and_then(|l| l.peer)
-                .unwrap_or(destination);
-            self.trace(&header, TraceEvent::Forwarded, 0, next, 0);
+        if header.flags.contains(Flags::TRACE_REQUESTED) {
+            // The originator reports each transmission as a forward to its next hop, or as a
+            // drop when it had no route. Reporting only the first one, with the destination as
+            // the next hop when there was no link, named hops that do not exist and lost the
+            // route a retransmission took (simulator seed 1).
+            match link {
+                Some(LOOPBACK) => self.trace(&header, TraceEvent::Forwarded, 0, destination, 0),
+                Some(l) => {
+                    let next = self.links.get(&l).and_then(|l| l.peer).unwrap_or(0);
+                    self.trace(&header, TraceEvent::Forwarded, 0, next, 0);
+                }
+                None => self.trace(&header, TraceEvent::Dropped, Reason::NoRoute as u16, 0, 0),
+            }
         }
         true
     }
@@ -2141,18 +2303,24 @@ impl Bus {
         let Some(state) = self.links.get_mut(&link) else {
             return;
         };
-        let newly = !state.alive || state.peer != Some(peer);
-        state.peer = Some(peer);
-        state.alive = true;
-        if newly {
-            self.neighbour_links.insert(peer, link);
-            if self.topology.neighbour_up(peer) {
-                self.push_event(Event::PeerUp { station: peer });
-            }
-            self.advert_due = true;
-            // Answer at once so the neighbour learns us without waiting a heartbeat interval.
-            self.queue_heartbeat(link);
+        if !state.alive || state.peer != Some(peer) {
+            self.link_alive(link, peer);
         }
+    }
+
+    /// `link` (to `peer`) is alive, newly or again.
+    fn link_alive(&mut self, link: LinkId, peer: u32) {
+        if let Some(state) = self.links.get_mut(&link) {
+            state.peer = Some(peer);
+            state.alive = true;
+        }
+        self.neighbour_links.insert(peer, link);
+        if self.topology.neighbour_up(peer) {
+            self.push_event(Event::PeerUp { station: peer });
+        }
+        self.advert_due = true;
+        // Answer at once so the neighbour learns us without waiting a heartbeat interval.
+        self.queue_heartbeat(link);
     }
 
     fn originate_advert(&mut self) {
@@ -2217,9 +2385,11 @@ impl Bus {
             }
         };
         let origin = header.sender_id;
-        // A restarted origin (higher incarnation) keeps its old receive windows here: with a
-        // durable outbox it resends old-epoch messages, which must still be suppressed. The
-        // windows of old epochs are evicted oldest first (EPOCHS_KEPT per sender).
+        // An advert of a new incarnation leaves the origin's receive windows alone. They are
+        // kept per epoch (= incarnation), so the new incarnation's messages get a window of
+        // their own anyway. Dropping them here lost the window of the *new* epoch when its
+        // first messages arrived before its advert, and a retransmission was then delivered
+        // twice (simulator seed 40); it also let a late copy from the old epoch in again.
         match self.topology.handle_advert(self.now, origin, advert) {
             AdvertOutcome::Accepted => {
                 self.stats.adverts_accepted += 1;
@@ -2272,12 +2442,23 @@ impl Bus {
         forwarded.hop_limit -= 1;
         forwarded.flags = forwarded.flags | Flags::FORWARDED;
         if header.lane == Lane::Stream {
-            // A hop costs a cycle of lifetime.
+            // A hop costs a cycle of lifetime, and so does every further cycle the frame waits
+            // here: it goes out with the stream lane, which recomputes the lifetime left when
+            // it transmits and drops it once expired. (Forwarded through the data queue, a
+            // frame that waited kept lifetime it no longer had: simulator seed 38.)
             if header.lifetime <= 1 {
                 self.stats.stream_expired += 1;
                 return;
             }
-            forwarded.lifetime -= 1;
+            self.stats.forwarded += 1;
+            self.queue_stream(StreamCopy {
+                link: out,
+                header: forwarded,
+                payload: bytes[header.header_len()..].to_vec(),
+                expires_cycle: self.cycle + u64::from(header.lifetime),
+                forwarded: true,
+            });
+            return;
         }
         let header_len = header.header_len();
         let payload = &bytes[header_len..];
@@ -2332,6 +2513,7 @@ impl Bus {
         let windows = self.windows.entry(key).or_insert_with(|| SenderWindows {
             epochs: Vec::new(),
             used_at: now,
+            unreliable: Vec::new(),
         });
         windows.used_at = now;
         if let Some(i) = windows.epochs.iter().position(|(e, _)| *e == epoch) {
@@ -2354,6 +2536,48 @@ impl Bus {
             ReceiveWindow::starting_at(seq.wrapping_sub(super::dedup::WINDOW - 1)),
         ));
         windows.epochs.last_mut().map(|(_, w)| w)
+    }
+
+    /// Whether fire-and-forget data `request_id` from `sender` is new. Such messages carry no
+    /// channel sequence, yet a link that duplicates a frame must not make a handler see one
+    /// twice (simulator seed 1). Request ids of one sender only grow within an epoch, so the
+    /// receiver keeps the newest ones of each (sender, epoch) in a [`TokenCache`], like stream
+    /// tokens: a copy seen before is dropped, and so is one older than the cache reaches (a
+    /// fire-and-forget message may be lost anyway; it is never delivered twice).
+    fn admit_unreliable(&mut self, sender: u32, as_id: u32, request_id: u64) -> bool {
+        let epoch = (request_id >> 32) as u32;
+        let key = (sender, as_id);
+        if !self.windows.contains_key(&key) && self.windows.len() >= self.config.stations_max {
+            return false;
+        }
+        let now = self.now;
+        let windows = self.windows.entry(key).or_insert_with(|| SenderWindows {
+            epochs: Vec::new(),
+            used_at: now,
+            unreliable: Vec::new(),
+        });
+        windows.used_at = now;
+        let caches = &mut windows.unreliable;
+        let i = match caches.iter().position(|(e, _)| *e == epoch) {
+            Some(i) => i,
+            None => {
+                if caches.len() >= EPOCHS_KEPT {
+                    let (i, oldest) = caches
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (e, _))| (i, *e))
+                        .min_by_key(|&(_, e)| e)
+                        .expect("non-empty");
+                    if epoch < oldest {
+                        return false;
+                    }
+                    caches.remove(i);
+                }
+                caches.push((epoch, TokenCache::default()));
+                caches.len() - 1
+            }
+        };
+        caches[i].1.admit(request_id as u32)
     }
 
     fn handle_data(&mut self, header: &Header, payload: &[u8], as_id: u32) {
@@ -2382,6 +2606,11 @@ impl Bus {
                 }
                 Verdict::New => {}
             }
+        } else if header.packet_type == PacketType::Data
+            && !self.admit_unreliable(sender, as_id, header.request_id)
+        {
+            self.stats.duplicates += 1;
+            return;
         }
         let served = self.serves(port)
             || self.ports.get(&port).is_some_and(|p| p.grouped)
@@ -2571,17 +2800,29 @@ impl Bus {
     fn handle_stream(&mut self, header: &Header, payload: &[u8]) {
         let port = header.recipient_port;
         let key = (header.sender_id, header.request_id, port);
+        self.token_stamp += 1;
         if !self.token_caches.contains_key(&key)
             && self.token_caches.len() >= self.config.stream_cache_tokens * 16
         {
-            self.token_caches.clear();
+            // Forget the stream heard from longest ago. Clearing every cache instead made all
+            // live streams forget which frames they had delivered whenever one new stream
+            // appeared, so a late or duplicated copy of any of them was delivered again.
+            let oldest = self
+                .token_caches
+                .iter()
+                .min_by_key(|(_, (_, touched))| *touched)
+                .map(|(&k, _)| k);
+            if let Some(oldest) = oldest {
+                self.token_caches.remove(&oldest);
+                self.stats.stream_caches_evicted += 1;
+            }
         }
-        if !self
+        let (cache, touched) = self
             .token_caches
             .entry(key)
-            .or_default()
-            .admit(header.sequence)
-        {
+            .or_insert_with(|| (TokenCache::default(), 0));
+        *touched = self.token_stamp;
+        if !cache.admit(header.sequence) {
             self.stats.stream_duplicates += 1;
             return;
         }
@@ -3333,31 +3574,26 @@ fn acked_bytes(t: &OutTransfer) -> u64 {
 }
 
 fn next_unsent(t: &OutTransfer) -> Option<u32> {
-    let mut from = t.cursor;
-    loop {
-        let segment = t.acked.next_missing(from).or_else(|| {
-            if from > 0 {
-                t.acked.next_missing(0)
-            } else {
-                None
-            }
-        })?;
+    // Missing segments from the cursor to the end, then from the start up to the cursor; each
+    // missing segment is looked at once, so the scan ends even when every missing segment is
+    // in flight (simulator seed 5 looped forever here: the old scan restarted from 0 whenever
+    // nothing was missing after the cursor, and never passed an in-flight hole below it).
+    let cursor = t.cursor.min(t.offer.segment_count);
+    let mut from = cursor;
+    while let Some(segment) = t.acked.next_missing(from) {
         if !t.in_flight.contains_key(&segment) {
             return Some(segment);
         }
         from = segment + 1;
-        if from >= t.offer.segment_count {
-            // Wrapped: look from the start once more, skipping in-flight segments.
-            let mut s = 0;
-            while let Some(m) = t.acked.next_missing(s) {
-                if !t.in_flight.contains_key(&m) {
-                    return Some(m);
-                }
-                s = m + 1;
-            }
-            return None;
-        }
     }
+    let mut from = 0;
+    while let Some(segment) = t.acked.next_missing(from).filter(|&s| s < cursor) {
+        if !t.in_flight.contains_key(&segment) {
+            return Some(segment);
+        }
+        from = segment + 1;
+    }
+    None
 }
 
 /// RFC 6298 estimator: SRTT and RTTVAR from samples, RTO = SRTT + 4 × RTTVAR, clamped.

@@ -19,7 +19,8 @@ pub mod trace;
 pub mod wire;
 
 pub use bus::{
-    Bus, CycleReport, Event, JournalEntry, LinkId, Progress, SendError, ServeError, Transmit,
+    Bus, CycleReport, Event, Gauges, JournalEntry, LinkId, Progress, SendError, ServeError,
+    Transmit,
 };
 pub use config::BusConfig;
 pub use service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};

@@ -110,6 +110,9 @@ stats! {
     peers_dead,
     /// Adverts accepted.
     adverts_accepted,
+    /// Stream token caches forgotten to make room for a new stream (the stream heard from
+    /// longest ago goes first); a late copy of that stream's frames is no longer recognised.
+    stream_caches_evicted,
 }
 
 /// The Reporter's answer (port 2), decoded: every counter by name, then transfer progress as

@@ -393,3 +393,60 @@ fn service_requests_move_to_another_server_when_theirs_dies() {
     got.dedup();
     assert_eq!(got.len(), 10);
 }
+
+#[test]
+fn stream_duplicates_stay_suppressed_after_many_ended_streams() {
+    // Goal: a receiver that has heard more streams than its token caches hold still recognises
+    // a copy of a frame of a live stream. The caches used to be cleared all at once when a new
+    // stream did not fit, so every live stream forgot what it had delivered (the simulator
+    // found such duplicates); now only the stream heard from longest ago is forgotten.
+    // Method: one bus with room for 16 streams hears a live stream and 40 streams that end at
+    // once, then a copy of one of the live stream's frames.
+    let log: Log = Arc::default();
+    let mut config = BusConfig::new(2);
+    config.stream_cache_tokens = 1;
+    let mut bus = Bus::new(config).unwrap();
+    bus.serve(3000, recorder(&log)).unwrap();
+    bus.subscribe(3000);
+    let link = bus.add_link(Instant::ZERO);
+    let frame = |stream: u32, seq: u32| {
+        let header = wire::frame::Header {
+            lane: wire::frame::Lane::Stream,
+            packet_type: wire::frame::PacketType::Stream,
+            recipient_kind: wire::frame::RecipientKind::Station,
+            flags: wire::frame::Flags::NONE,
+            sender_id: 1,
+            recipient_id: 2,
+            recipient_port: 3000,
+            sender_port: 3000,
+            route_id: stream,
+            request_id: 1 << 32 | u64::from(stream),
+            sequence: seq,
+            attempt: 0,
+            hop_limit: 8,
+            lifetime: 4,
+            priority: 0,
+            segment: None,
+        };
+        wire::frame::encode_to_vec(&header, &seq.to_le_bytes()).unwrap()
+    };
+    let mut now = Instant::ZERO;
+    let copied = frame(1000, 7);
+    bus.handle_frame(now, link, &copied);
+    for stream in 0..40 {
+        now = now + Duration::from_millis(1);
+        bus.handle_frame(now, link, &frame(stream, 0));
+        bus.handle_frame(now, link, &frame(1000, 8 + stream));
+        bus.cycle(now);
+    }
+    bus.handle_frame(now, link, &copied);
+    bus.cycle(now);
+    let delivered = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, payload)| payload.as_slice() == 7u32.to_le_bytes())
+        .count();
+    assert_eq!(delivered, 1, "frame 7 of the live stream delivered twice");
+    assert!(bus.stats().stream_caches_evicted > 0);
+}
