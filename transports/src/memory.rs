@@ -213,6 +213,7 @@ impl ExternalLink for MemoryLink {
 pub struct MemoryListener {
     name: String,
     incoming: Receiver<MemoryLink>,
+    counters: Arc<LinkCounters>,
 }
 
 /// Makes memory links to one [`MemoryListener`]. Cloning shares the listener.
@@ -233,6 +234,7 @@ pub fn listener(name: &str, config: MemoryConfig) -> (MemoryListener, MemoryConn
         MemoryListener {
             name: name.to_owned(),
             incoming,
+            counters: LinkCounters::shared(),
         },
         MemoryConnector {
             name: name.to_owned(),
@@ -261,6 +263,13 @@ impl MemoryConnector {
     }
 }
 
+impl MemoryListener {
+    /// Counters shared by every link this listener accepts (their sum).
+    pub fn counters(&self) -> Arc<LinkCounters> {
+        self.counters.clone()
+    }
+}
+
 impl ExternalListener for MemoryListener {
     fn describe(&self) -> String {
         format!("memory listener {}", self.name)
@@ -268,7 +277,10 @@ impl ExternalListener for MemoryListener {
 
     fn accept(&mut self) -> io::Result<Option<Box<dyn ExternalLink>>> {
         match self.incoming.try_recv() {
-            Ok(link) => Ok(Some(Box::new(link))),
+            Ok(mut link) => {
+                link.counters = self.counters.clone();
+                Ok(Some(Box::new(link)))
+            }
             Err(_) => Ok(None),
         }
     }

@@ -393,6 +393,28 @@ impl ShmLink {
         }
     }
 
+    /// Writes `bytes` into the outgoing ring as they are, at the head, and publishes them, as
+    /// a broken peer would (bad-input tests). False if they do not fit before the ring's end
+    /// or the ring has no room.
+    #[doc(hidden)]
+    pub fn inject_raw(&mut self, bytes: &[u8]) -> bool {
+        let ring_bytes = self.segment.ring_bytes as u64;
+        let index = (self.head & (ring_bytes - 1)) as usize;
+        let len = bytes.len().div_ceil(8) * 8;
+        if index + len > ring_bytes as usize || !self.room(len as u64) {
+            return false;
+        }
+        let at = self.segment.data(self.ring_out()) + index;
+        // SAFETY: `at..at + bytes.len()` lies inside this ring's data (checked above), in
+        // the free region.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.segment.base().add(at), bytes.len());
+        }
+        self.head += len as u64;
+        self.publish();
+        true
+    }
+
     /// Writes and publishes one frame; false if the ring has no room.
     pub fn send_now(&mut self, frame: &[u8]) -> bool {
         let ok = self.write(frame);
@@ -682,6 +704,7 @@ pub struct ShmListener {
     config: ShmConfig,
     /// Connections whose memfd has not arrived yet, with their deadline.
     pending: Vec<(UnixStream, Instant)>,
+    counters: Arc<LinkCounters>,
 }
 
 /// Connections waiting for their memfd at most.
@@ -700,7 +723,13 @@ impl ShmListener {
             socket,
             config: config.clone(),
             pending: Vec::new(),
+            counters: LinkCounters::shared(),
         })
+    }
+
+    /// Counters shared by every link this listener accepts (their sum).
+    pub fn counters(&self) -> Arc<LinkCounters> {
+        self.counters.clone()
     }
 
     /// Validates a client's memfd and maps it.
@@ -757,14 +786,16 @@ impl ShmListener {
             map,
             ring_bytes: ring_bytes as usize,
         };
-        Ok(ShmLink::new(
+        let mut link = ShmLink::new(
             format!("shm {} ({peer})", self.name),
             segment,
             1,
             stream,
             &config,
             frame_len_max,
-        ))
+        );
+        link.counters = self.counters.clone();
+        Ok(link)
     }
 
     fn try_pending(&mut self) -> io::Result<Option<Box<dyn ExternalLink>>> {

@@ -36,10 +36,12 @@ use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::server::{NoCallback, ServerHandshake};
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Bytes, Message, WebSocket};
 
 use crate::{DropKind, ExternalLink, ExternalListener, LinkCounters, closed};
+
+pub use tungstenite::protocol::Role;
 
 /// Settings of WebSocket links.
 #[derive(Debug, Clone)]
@@ -492,13 +494,18 @@ impl WsLink {
         })
     }
 
-    fn accepted(stream: TcpStream, peer: SocketAddr, config: &WsConfig) -> io::Result<WsLink> {
+    fn accepted(
+        stream: TcpStream,
+        peer: SocketAddr,
+        config: &WsConfig,
+        counters: Arc<LinkCounters>,
+    ) -> io::Result<WsLink> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let name = format!("ws {peer}");
         let now = Instant::now();
-        let framer = WsFramer::server(stream, name.clone(), config, now);
-        let counters = framer.counters();
+        let mut framer = WsFramer::server(stream, name.clone(), config, now);
+        framer.counters = counters.clone();
         Ok(WsLink {
             name,
             state: LinkState::Framing(Box::new(framer)),
@@ -617,6 +624,7 @@ pub struct WsListener {
     listener: TcpListener,
     local: SocketAddr,
     config: WsConfig,
+    counters: Arc<LinkCounters>,
 }
 
 impl WsListener {
@@ -630,12 +638,18 @@ impl WsListener {
             listener,
             local,
             config: config.clone(),
+            counters: LinkCounters::shared(),
         })
     }
 
     /// The address listened on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Counters shared by every link this listener accepts (their sum).
+    pub fn counters(&self) -> Arc<LinkCounters> {
+        self.counters.clone()
     }
 }
 
@@ -650,6 +664,7 @@ impl ExternalListener for WsListener {
                 stream,
                 peer,
                 &self.config,
+                self.counters.clone(),
             )?))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             // A connection that died in the backlog, or no fds left: not the listener's end.
