@@ -205,8 +205,8 @@ fn forward(
     let mut from = std::fs::File::from(from);
     let mut to = std::fs::File::from(to);
     let mut buffer = [0u8; 4096];
-    let started = Instant::now();
-    let mut carried = 0u64;
+    // When the line finishes sending what it took so far (each byte takes 1/rate).
+    let mut line_free = Instant::now();
     // Pacing reads small pieces so that the line's timing is smooth.
     let piece = match config.bytes_per_sec {
         Some(rate) => ((rate / 200.0) as usize).clamp(1, buffer.len()),
@@ -234,10 +234,13 @@ fn forward(
             Ok(n) => n,
         };
         if let Some(rate) = config.bytes_per_sec {
-            // Bytes leave at the line rate: wait until this piece's last bit time.
-            carried += n as u64;
-            let due = started + Duration::from_secs_f64(carried as f64 / rate);
+            // Bytes leave at the line rate: this piece starts when the line is free and
+            // arrives after its last bit. An idle line saves no credit, except 2 ms so that
+            // this thread's own wake-up jitter does not slow the line down.
             let now = Instant::now();
+            let start = line_free.max(now - Duration::from_millis(2));
+            let due = start + Duration::from_secs_f64(n as f64 / rate);
+            line_free = due;
             if due > now {
                 std::thread::sleep(due - now);
             }
