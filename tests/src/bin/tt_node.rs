@@ -13,7 +13,9 @@
 //! [--spool DIR] [--outbox FILE] [--serve PORT] [--sink PORT] [--send-file DEST PORT PATH]
 //! [--send-messages DEST PORT COUNT] [--segment-len BYTES]
 //! [--ws-listen ADDR] [--ws-connect ADDR] [--shm-listen NAME] [--shm-connect NAME]
-//! [--serial TTY] [--baud N] [--file-out DIR --file-in DIR]`
+//! [--serial TTY] [--baud N] [--file-out DIR --file-in DIR] [--tag TEXT]`
+//!
+//! `--send-messages` payloads are `<tag>-<i>` (tag `msg` unless `--tag` says otherwise).
 //!
 //! The transport flags add links of `tamtam-transports`; dialing ones (`--ws-connect`,
 //! `--shm-connect`, `--serial`, `--file-*`) redial whenever their link closes. With
@@ -67,6 +69,7 @@ fn main() {
     let mut baud = 115_200u32;
     let mut file_out = None;
     let mut file_in = None;
+    let mut tag = String::from("msg");
     let next = |i: &mut usize| {
         *i += 1;
         args.get(*i).cloned().unwrap_or_else(|| {
@@ -140,6 +143,7 @@ fn main() {
             "--baud" => baud = next(&mut i).parse().expect("baud"),
             "--file-out" => file_out = Some(next(&mut i)),
             "--file-in" => file_in = Some(next(&mut i)),
+            "--tag" => tag = next(&mut i),
             other => {
                 eprintln!("tt_node: unknown argument {other}");
                 std::process::exit(2);
@@ -217,7 +221,7 @@ fn main() {
     if let Some((dest, port, count)) = send_messages {
         let (tx, rx) = mpsc::channel();
         for n in 0..count {
-            let message = Outgoing::to_station(dest, port, format!("msg-{n}"));
+            let message = Outgoing::to_station(dest, port, format!("{tag}-{n}"));
             match station.send(message) {
                 Ok(request_id) => {
                     say(format!("JOURNALED {n} {request_id}"));

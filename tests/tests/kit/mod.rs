@@ -398,6 +398,28 @@ impl Node {
         line.split_whitespace().nth(2).expect("address").to_owned()
     }
 
+    /// Asks for the counters; returns the value of `name` (`delivered`, `duplicates`,
+    /// `peers_dead`, `malformed`).
+    pub fn stat(&mut self, name: &str) -> u64 {
+        writeln!(self.stdin, "stats").expect("stdin");
+        self.stdin.flush().expect("flush");
+        let before = self.seen.iter().filter(|l| l.starts_with("STATS")).count();
+        self.wait_for("STATS", |s| {
+            s.iter().filter(|l| l.starts_with("STATS")).count() > before
+        });
+        let line = self
+            .seen
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("STATS"))
+            .expect("stats");
+        let prefix = format!("{name}=");
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+            .expect("counter")
+    }
+
     /// Asks for the counters; returns `(delivered, duplicates)`.
     pub fn counters(&mut self) -> (u64, u64) {
         writeln!(self.stdin, "stats").expect("stdin");
