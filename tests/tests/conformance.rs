@@ -950,3 +950,65 @@ fn frames_dribbled_one_byte_at_a_time_are_delivered() {
     b.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The serial link over a pty pair made by an independent tool: `socat` joins two ptys
+/// (`socat -d -d pty,raw,echo=0 pty,raw,echo=0`), one `tt_node` on each.
+#[test]
+fn two_processes_serial_through_socat() {
+    use std::io::BufRead;
+    let Ok(mut socat) = std::process::Command::new("socat")
+        .args(["-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("SKIPPED two_processes_serial_through_socat: no socat (apt-get install socat)");
+        return;
+    };
+    let mut stderr = std::io::BufReader::new(socat.stderr.take().unwrap());
+    let mut ptys = Vec::new();
+    let mut line = String::new();
+    while ptys.len() < 2 {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(path) = line.trim().split("PTY is ").nth(1) {
+            ptys.push(path.to_owned());
+        }
+    }
+    assert_eq!(ptys.len(), 2, "socat did not report two ptys");
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    let dir = temp("socat");
+    let spool = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    let mut receiver = Node::start(&[
+        "--id",
+        "2",
+        "--serial",
+        &ptys[1],
+        "--serve",
+        "2000",
+        "--spool",
+        &spool("r"),
+    ]);
+    receiver.address();
+    let _sender = Node::start(&[
+        "--id",
+        "1",
+        "--serial",
+        &ptys[0],
+        "--spool",
+        &spool("s"),
+        "--send-messages",
+        "2",
+        "2000",
+        "100",
+    ]);
+    receiver.wait_for("100 messages", |l| kit::got_payloads(l, 2000).len() >= 100);
+    let mut got = kit::got_payloads(&receiver.seen, 2000);
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 100);
+    let _ = socat.kill();
+    let _ = socat.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
