@@ -156,24 +156,47 @@ impl ShmConfig {
 
 /// The mapping and the bounds copied out of it at attach time.
 struct Segment {
-    map: MmapMut,
+    /// Owns the mapping (unmapped on drop); never dereferenced after `new`.
+    _map: MmapMut,
+    /// The mapping's first byte, taken once from a unique borrow: every later access, in
+    /// this process, goes through this pointer (atomics, copies, lent frames), never through
+    /// a reference to the whole mapping, which the peer process writes concurrently.
+    base: *mut u8,
+    len: usize,
     ring_bytes: usize,
 }
 
+// SAFETY: the segment owns its mapping; `base` only aliases it. The link that owns the
+// segment is used by one thread at a time; the memory is shared with the peer process by
+// design and every shared word is accessed atomically (module docs).
+unsafe impl Send for Segment {}
+
 impl Segment {
+    fn new(mut map: MmapMut, ring_bytes: usize) -> Segment {
+        let base = map.as_mut_ptr();
+        let len = map.len();
+        assert!(segment_len(ring_bytes as u32) <= len);
+        Segment {
+            _map: map,
+            base,
+            len,
+            ring_bytes,
+        }
+    }
+
     fn base(&self) -> *mut u8 {
-        self.map.as_ptr() as *mut u8
+        self.base
     }
 
     fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.map.len());
+        assert!(offset % 8 == 0 && offset + 8 <= self.len);
         // SAFETY: in bounds and 8-aligned (the map is page-aligned); the memory lives as long
         // as `self.map`; every access to this word, in both processes, is atomic.
         unsafe { AtomicU64::from_ptr(self.base().add(offset).cast()) }
     }
 
     fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= self.map.len());
+        assert!(offset % 4 == 0 && offset + 4 <= self.len);
         // SAFETY: as in `atomic_u64`, with 4-byte alignment.
         unsafe { AtomicU32::from_ptr(self.base().add(offset).cast()) }
     }
@@ -189,6 +212,18 @@ impl Segment {
     fn side(&self, side: usize, field: usize) -> usize {
         SIDE_OFFSET[side] + field
     }
+
+    /// A ring's data area.
+    fn ring_memory(&self, ring: usize) -> Mapped<'_> {
+        let offset = self.data(ring);
+        assert!(offset + self.ring_bytes <= self.len);
+        Mapped {
+            // SAFETY: in bounds of the mapping (asserted).
+            base: unsafe { self.base().add(offset) },
+            len: self.ring_bytes,
+            _segment: std::marker::PhantomData,
+        }
+    }
 }
 
 /// One end of a shared memory link.
@@ -198,17 +233,12 @@ pub struct ShmLink {
     /// 0: client (writes ring 0), 1: server (writes ring 1).
     side: usize,
     socket: UnixStream,
-    /// Largest frame accepted from the peer.
-    frame_len_max_in: usize,
     /// Largest frame sent to the peer.
     frame_len_max_out: usize,
     dead_after_ns: u64,
-    /// Private copies of the shared positions (we are their only writer).
-    head: u64,
-    tail: u64,
-    /// Last seen values of the peer's positions.
-    peer_tail: u64,
-    peer_head: u64,
+    writer: ring::RingWriter,
+    reader: ring::RingReader,
+    /// The head last published.
     published: u64,
     last_beat_ns: u64,
     last_socket_check: Instant,
@@ -227,18 +257,16 @@ impl ShmLink {
         frame_len_max_in: u32,
     ) -> ShmLink {
         let now = Instant::now();
+        let ring_bytes = segment.ring_bytes;
         let link = ShmLink {
             name,
             segment,
             side,
             socket,
-            frame_len_max_in: frame_len_max_in as usize,
             frame_len_max_out: config.frame_len_max as usize,
             dead_after_ns: config.dead_after.as_nanos() as u64,
-            head: 0,
-            tail: 0,
-            peer_tail: 0,
-            peer_head: 0,
+            writer: ring::RingWriter::new(ring_bytes),
+            reader: ring::RingReader::new(ring_bytes, frame_len_max_in as usize),
             published: 0,
             last_beat_ns: 0,
             last_socket_check: now,
@@ -268,10 +296,7 @@ impl ShmLink {
         map[12..16].copy_from_slice(&config.ring_bytes.to_le_bytes());
         map[16..20].copy_from_slice(&config.frame_len_max.to_le_bytes());
         seal(&memfd).map_err(|e| closed(e.kind(), &label, e))?;
-        let segment = Segment {
-            map,
-            ring_bytes: config.ring_bytes as usize,
-        };
+        let segment = Segment::new(map, config.ring_bytes as usize);
         let link = ShmLink::new(
             label.clone(),
             segment,
@@ -308,81 +333,26 @@ impl ShmLink {
     pub fn write(&mut self, frame: &[u8]) -> bool {
         debug_assert!(frame.len() <= self.frame_len_max_out);
         let ring = self.ring_out();
-        let size = record_len(frame.len());
-        let ring_bytes = self.segment.ring_bytes as u64;
-        let mask = ring_bytes - 1;
-        let mut index = (self.head & mask) as usize;
-        let to_end = ring_bytes as usize - index;
-        if size > to_end {
-            // Pad to the end, then start over at 0.
-            if !self.room(to_end as u64) {
-                return false;
-            }
-            self.write_record_header(ring, index, (to_end - RECORD_HEADER) as u32, KIND_PAD);
-            self.head += to_end as u64;
-            index = 0;
-        }
-        if !self.room(size as u64) {
-            return false;
-        }
-        self.write_record_header(ring, index, frame.len() as u32, KIND_FRAME);
-        let at = self.segment.data(ring) + index + RECORD_HEADER;
-        // SAFETY: `at..at + len` lies inside this ring's data (index + size <= ring_bytes),
-        // in the free region the reader does not touch until `head` is published past it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), self.segment.base().add(at), frame.len());
-        }
-        self.head += size as u64;
-        true
-    }
-
-    fn room(&mut self, bytes: u64) -> bool {
-        let ring_bytes = self.segment.ring_bytes as u64;
-        if self.head + bytes - self.peer_tail <= ring_bytes {
-            return true;
-        }
-        let control = self.segment.control(self.ring_out());
+        let mut memory = self.segment.ring_memory(ring);
+        let tail = self.segment.atomic_u64(self.segment.control(ring) + TAIL);
         // Acquire pairs with the reader's Release of `tail`: its reads of the records before
         // `tail` are done before we overwrite them.
-        let tail = self
-            .segment
-            .atomic_u64(control + TAIL)
-            .load(Ordering::Acquire);
-        // A tail outside [old tail, head] is peer corruption; treat the ring as full.
-        if tail < self.peer_tail || tail > self.head {
-            return false;
-        }
-        self.peer_tail = tail;
-        self.head + bytes - self.peer_tail <= ring_bytes
-    }
-
-    fn write_record_header(&self, ring: usize, index: usize, len: u32, kind: u32) {
-        let at = self.segment.data(ring) + index;
-        let mut header = [0u8; RECORD_HEADER];
-        header[..4].copy_from_slice(&len.to_le_bytes());
-        header[4..].copy_from_slice(&kind.to_le_bytes());
-        assert!(index + RECORD_HEADER <= self.segment.ring_bytes);
-        // SAFETY: in bounds (asserted), in the free region (see `write`).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                header.as_ptr(),
-                self.segment.base().add(at),
-                RECORD_HEADER,
-            );
-        }
+        self.writer
+            .write(&mut memory, frame, || tail.load(Ordering::Acquire))
     }
 
     /// Makes the records written so far visible to the reader, and wakes it if it sleeps.
     pub fn publish(&mut self) {
-        if self.head == self.published {
+        let head = self.writer.head();
+        if head == self.published {
             return;
         }
-        self.published = self.head;
+        self.published = head;
         let control = self.segment.control(self.ring_out());
         // Release: the records' bytes are visible before the new head.
         self.segment
             .atomic_u64(control + HEAD)
-            .store(self.head, Ordering::Release);
+            .store(head, Ordering::Release);
         // SeqCst fence between the head store and the `waiting` load; the reader has the
         // mirror fence between its `waiting` store and its head load (Dekker): at least one
         // of the two sees the other's write, so a sleeping reader is always woken.
@@ -398,21 +368,14 @@ impl ShmLink {
     /// or the ring has no room.
     #[doc(hidden)]
     pub fn inject_raw(&mut self, bytes: &[u8]) -> bool {
-        let ring_bytes = self.segment.ring_bytes as u64;
-        let index = (self.head & (ring_bytes - 1)) as usize;
-        let len = bytes.len().div_ceil(8) * 8;
-        if index + len > ring_bytes as usize || !self.room(len as u64) {
-            return false;
-        }
-        let at = self.segment.data(self.ring_out()) + index;
-        // SAFETY: `at..at + bytes.len()` lies inside this ring's data (checked above), in
-        // the free region.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.segment.base().add(at), bytes.len());
-        }
-        self.head += len as u64;
+        let ring = self.ring_out();
+        let mut memory = self.segment.ring_memory(ring);
+        let tail = self.segment.atomic_u64(self.segment.control(ring) + TAIL);
+        let ok = self
+            .writer
+            .write_raw(&mut memory, bytes, || tail.load(Ordering::Acquire));
         self.publish();
-        true
+        ok
     }
 
     /// Writes and publishes one frame; false if the ring has no room.
@@ -428,7 +391,7 @@ impl ShmLink {
         self.segment
             .atomic_u64(control + HEAD)
             .load(Ordering::Acquire)
-            != self.tail
+            != self.reader.tail()
     }
 
     /// Waits until a record is readable or `timeout` passes: spins briefly, then sleeps on
@@ -473,82 +436,30 @@ impl ShmLink {
     ) -> io::Result<usize> {
         let ring = self.ring_in();
         let control = self.segment.control(ring);
-        let data = self.segment.data(ring);
-        let ring_bytes = self.segment.ring_bytes;
-        if self.peer_head == self.tail {
-            // Acquire pairs with the writer's Release: the records before `head` are visible.
-            self.peer_head = self
-                .segment
-                .atomic_u64(control + HEAD)
-                .load(Ordering::Acquire);
-            if self.peer_head < self.tail || self.peer_head - self.tail > ring_bytes as u64 {
-                let (head, tail) = (self.peer_head, self.tail);
-                return Err(self.corrupt(format_args!(
-                    "head {head} outside tail {tail}..=+{ring_bytes}"
-                )));
-            }
-        }
-        let mut frames = 0;
-        let mut tail = self.tail;
-        while tail < self.peer_head && frames < frames_max {
-            let index = (tail & (ring_bytes as u64 - 1)) as usize;
-            let to_end = ring_bytes - index;
-            if to_end < RECORD_HEADER {
-                return Err(self.corrupt(format_args!("record header across the end")));
-            }
-            let mut header = [0u8; RECORD_HEADER];
-            // SAFETY: `data + index .. + 8` lies inside the ring (to_end >= 8); the writer
-            // published it (tail < head) and does not touch it until `tail` passes it.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.segment.base().add(data + index),
-                    header.as_mut_ptr(),
-                    RECORD_HEADER,
-                );
-            }
-            let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-            let kind = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-            let available = (self.peer_head - tail) as usize;
-            match kind {
-                KIND_PAD if len + RECORD_HEADER == to_end && to_end <= available => {
-                    tail += to_end as u64;
-                }
-                KIND_FRAME
-                    if (BASE_HEADER_LEN..=self.frame_len_max_in).contains(&len)
-                        && record_len(len) <= to_end
-                        && record_len(len) <= available =>
-                {
-                    // SAFETY: the frame lies inside the published region of the ring
-                    // (checked just above); it stays untouched until `tail` is published
-                    // after the callbacks (see the module docs on trust).
-                    let frame = unsafe {
-                        std::slice::from_raw_parts(
-                            self.segment.base().add(data + index + RECORD_HEADER),
-                            len,
-                        )
-                    };
-                    on_frame(frame);
-                    self.counters.received(len);
-                    tail += record_len(len) as u64;
-                    frames += 1;
-                }
-                _ => {
-                    let limit = self.frame_len_max_in;
-                    return Err(self.corrupt(format_args!(
-                        "record kind {kind} length {len} at {index} (limit {limit})"
-                    )));
-                }
-            }
-        }
-        if tail != self.tail {
-            LinkCounters::add(&self.counters.wire_bytes_received, tail - self.tail);
-            self.tail = tail;
-            // Release: our reads of the records are done before the writer may reuse them.
+        let memory = self.segment.ring_memory(ring);
+        let head = self.segment.atomic_u64(control + HEAD);
+        let before = self.reader.tail();
+        let counters = &self.counters;
+        // Acquire pairs with the writer's Release: the records before `head` are visible.
+        let result = self.reader.read(
+            &memory,
+            || head.load(Ordering::Acquire),
+            frames_max,
+            &mut |frame| {
+                on_frame(frame);
+                counters.received(frame.len());
+            },
+        );
+        let tail = self.reader.tail();
+        if tail != before {
+            LinkCounters::add(&self.counters.wire_bytes_received, tail - before);
+            // Release: our reads of the records (and the bus's use of the frames lent in
+            // place) are done before the writer may reuse them.
             self.segment
                 .atomic_u64(control + TAIL)
                 .store(tail, Ordering::Release);
         }
-        Ok(frames)
+        result.map_err(|error| self.corrupt(format_args!("{error}")))
     }
 
     fn corrupt(&self, why: std::fmt::Arguments<'_>) -> io::Error {
@@ -676,13 +587,13 @@ impl ExternalLink for ShmLink {
             );
             return Ok(false);
         }
-        let before = self.head;
+        let before = self.writer.head();
         if !self.write(frame) {
             self.counters
                 .drop_frame(DropKind::SendFull, &self.name, format_args!("ring full"));
             return Ok(false);
         }
-        LinkCounters::add(&self.counters.wire_bytes_sent, self.head - before);
+        LinkCounters::add(&self.counters.wire_bytes_sent, self.writer.head() - before);
         self.counters.sent(frame.len());
         Ok(true)
     }
@@ -782,10 +693,7 @@ impl ShmListener {
             frame_len_max: self.config.frame_len_max.min(frame_len_max),
             ..self.config.clone()
         };
-        let segment = Segment {
-            map,
-            ring_bytes: ring_bytes as usize,
-        };
+        let segment = Segment::new(map, ring_bytes as usize);
         let mut link = ShmLink::new(
             format!("shm {} ({peer})", self.name),
             segment,
@@ -1118,6 +1026,350 @@ fn futex_wake(word: &AtomicU32) {
     }
 }
 
+/// One ring's data area inside the shared mapping.
+struct Mapped<'a> {
+    base: *mut u8,
+    len: usize,
+    _segment: std::marker::PhantomData<&'a Segment>,
+}
+
+impl ring::RingMemory for Mapped<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn load(&self, index: usize, out: &mut [u8]) {
+        assert!(index + out.len() <= self.len);
+        // SAFETY: in bounds (asserted); the bytes lie in the published region, which the
+        // writer does not touch (module docs).
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(index), out.as_mut_ptr(), out.len()) }
+    }
+
+    fn lend(&self, index: usize, len: usize) -> &[u8] {
+        assert!(index + len <= self.len);
+        // SAFETY: in bounds (asserted) of a mapping that outlives `self`; the bytes lie in
+        // the published region, untouched by the writer until the reader's tail passes them,
+        // which happens only after the borrow ends (module docs, on trust).
+        unsafe { std::slice::from_raw_parts(self.base.add(index), len) }
+    }
+
+    fn store(&mut self, index: usize, bytes: &[u8]) {
+        assert!(index + bytes.len() <= self.len);
+        // SAFETY: in bounds (asserted); the bytes lie in the free region, which the reader
+        // does not read until `head` is published past them.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(index), bytes.len()) }
+    }
+}
+
+/// The ring protocol without the shared memory: a writer and a reader state machine over
+/// any [`RingMemory`](ring::RingMemory) (the mapping in a link; a plain slice in tests and the
+/// `shm_ring` fuzz target). Positions are byte counts that only grow; the caller loads and
+/// publishes the shared `head` and `tail` (the atomics stay out of here).
+pub mod ring {
+    use super::{BASE_HEADER_LEN, KIND_FRAME, KIND_PAD, RECORD_HEADER, record_len};
+
+    /// Where a ring's bytes live.
+    pub trait RingMemory {
+        /// Bytes of the data area (a power of two).
+        fn len(&self) -> usize;
+        /// Whether the area is empty (never, for a valid ring).
+        fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+        /// Copies `out.len()` bytes from `index`.
+        fn load(&self, index: usize, out: &mut [u8]);
+        /// Lends `len` bytes at `index`.
+        fn lend(&self, index: usize, len: usize) -> &[u8];
+        /// Stores `bytes` at `index`.
+        fn store(&mut self, index: usize, bytes: &[u8]);
+    }
+
+    impl RingMemory for [u8] {
+        fn len(&self) -> usize {
+            <[u8]>::len(self)
+        }
+        fn load(&self, index: usize, out: &mut [u8]) {
+            out.copy_from_slice(&self[index..index + out.len()]);
+        }
+        fn lend(&self, index: usize, len: usize) -> &[u8] {
+            &self[index..index + len]
+        }
+        fn store(&mut self, index: usize, bytes: &[u8]) {
+            self[index..index + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+
+    /// Why a ring cannot be read: the writer broke the protocol.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum RingError {
+        /// The published head is behind the tail or more than a ring ahead of it.
+        #[error("head {head} outside tail {tail}..=tail+ring")]
+        Head {
+            /// The head loaded.
+            head: u64,
+            /// The reader's tail.
+            tail: u64,
+        },
+        /// A record the reader cannot account for.
+        #[error("record kind {kind} length {len} at {index} (limit {limit})")]
+        Record {
+            /// Its kind.
+            kind: u32,
+            /// Its length.
+            len: u32,
+            /// Its index in the ring.
+            index: usize,
+            /// The frame limit.
+            limit: usize,
+        },
+    }
+
+    /// The writing side of one ring.
+    #[derive(Debug)]
+    pub struct RingWriter {
+        ring_bytes: u64,
+        head: u64,
+        /// The reader's tail as last loaded (it only grows).
+        tail_seen: u64,
+    }
+
+    impl RingWriter {
+        /// A writer at position 0 of a ring of `ring_bytes` (a power of two).
+        ///
+        /// # Panics
+        /// If `ring_bytes` is not a power of two of at least a record header.
+        pub fn new(ring_bytes: usize) -> RingWriter {
+            assert!(ring_bytes.is_power_of_two() && ring_bytes >= RECORD_HEADER);
+            RingWriter {
+                ring_bytes: ring_bytes as u64,
+                head: 0,
+                tail_seen: 0,
+            }
+        }
+
+        /// Bytes written so far (what to publish as `head`).
+        pub fn head(&self) -> u64 {
+            self.head
+        }
+
+        fn room(&mut self, bytes: u64, load_tail: &mut impl FnMut() -> u64) -> bool {
+            if self.head + bytes - self.tail_seen <= self.ring_bytes {
+                return true;
+            }
+            let tail = load_tail();
+            // A tail outside [last seen, head] is the reader's corruption: treat as full.
+            if tail < self.tail_seen || tail > self.head {
+                return false;
+            }
+            self.tail_seen = tail;
+            self.head + bytes - self.tail_seen <= self.ring_bytes
+        }
+
+        fn record_header(
+            memory: &mut (impl RingMemory + ?Sized),
+            index: usize,
+            len: u32,
+            kind: u32,
+        ) {
+            let mut header = [0u8; RECORD_HEADER];
+            header[..4].copy_from_slice(&len.to_le_bytes());
+            header[4..].copy_from_slice(&kind.to_le_bytes());
+            memory.store(index, &header);
+        }
+
+        /// Writes one frame as a record (not yet published); false if the ring has no room.
+        /// `load_tail` reads the reader's published tail; it is called only when the last
+        /// value seen shows no room.
+        pub fn write(
+            &mut self,
+            memory: &mut (impl RingMemory + ?Sized),
+            frame: &[u8],
+            mut load_tail: impl FnMut() -> u64,
+        ) -> bool {
+            debug_assert_eq!(memory.len() as u64, self.ring_bytes);
+            let size = record_len(frame.len());
+            if size as u64 > self.ring_bytes {
+                return false;
+            }
+            let mut index = (self.head & (self.ring_bytes - 1)) as usize;
+            let to_end = self.ring_bytes as usize - index;
+            if size > to_end {
+                // Pad to the end, then start over at 0 (the padding stays written even if the
+                // record does not fit yet: the next attempt starts at 0).
+                if !self.room(to_end as u64, &mut load_tail) {
+                    return false;
+                }
+                Self::record_header(memory, index, (to_end - RECORD_HEADER) as u32, KIND_PAD);
+                self.head += to_end as u64;
+                index = 0;
+            }
+            if !self.room(size as u64, &mut load_tail) {
+                return false;
+            }
+            Self::record_header(memory, index, frame.len() as u32, KIND_FRAME);
+            memory.store(index + RECORD_HEADER, frame);
+            self.head += size as u64;
+            true
+        }
+
+        /// Writes `bytes` as they are at the head (a broken writer, for tests); false if they
+        /// cross the end of the ring or do not fit.
+        pub fn write_raw(
+            &mut self,
+            memory: &mut (impl RingMemory + ?Sized),
+            bytes: &[u8],
+            mut load_tail: impl FnMut() -> u64,
+        ) -> bool {
+            let index = (self.head & (self.ring_bytes - 1)) as usize;
+            let len = bytes.len().div_ceil(8) * 8;
+            if index + len > self.ring_bytes as usize || !self.room(len as u64, &mut load_tail) {
+                return false;
+            }
+            memory.store(index, bytes);
+            self.head += len as u64;
+            true
+        }
+    }
+
+    /// The reading side of one ring.
+    #[derive(Debug)]
+    pub struct RingReader {
+        ring_bytes: u64,
+        frame_len_max: usize,
+        tail: u64,
+        /// The writer's head as last loaded.
+        head_seen: u64,
+    }
+
+    impl RingReader {
+        /// A reader at position 0 of a ring of `ring_bytes`, accepting frames of at most
+        /// `frame_len_max` bytes.
+        ///
+        /// # Panics
+        /// If `ring_bytes` is not a power of two of at least a record header.
+        pub fn new(ring_bytes: usize, frame_len_max: usize) -> RingReader {
+            assert!(ring_bytes.is_power_of_two() && ring_bytes >= RECORD_HEADER);
+            RingReader {
+                ring_bytes: ring_bytes as u64,
+                frame_len_max,
+                tail: 0,
+                head_seen: 0,
+            }
+        }
+
+        /// Bytes consumed so far (what to publish as `tail`, after the frames were used).
+        pub fn tail(&self) -> u64 {
+            self.tail
+        }
+
+        /// Hands up to `frames_max` frames, in place, to `on_frame`; returns how many.
+        /// `load_head` reads the writer's published head; it is called only when the reader
+        /// has caught up with the last value seen. Every frame lent lies inside `memory` and
+        /// inside the published region; anything else is a [`RingError`] (the frames before it
+        /// were delivered and the tail moved past them).
+        pub fn read(
+            &mut self,
+            memory: &(impl RingMemory + ?Sized),
+            mut load_head: impl FnMut() -> u64,
+            frames_max: usize,
+            on_frame: &mut dyn FnMut(&[u8]),
+        ) -> Result<usize, RingError> {
+            debug_assert_eq!(memory.len() as u64, self.ring_bytes);
+            if self.head_seen == self.tail {
+                let head = load_head();
+                if head < self.tail || head - self.tail > self.ring_bytes {
+                    return Err(RingError::Head {
+                        head,
+                        tail: self.tail,
+                    });
+                }
+                self.head_seen = head;
+            }
+            let mut frames = 0;
+            while self.tail < self.head_seen && frames < frames_max {
+                let index = (self.tail & (self.ring_bytes - 1)) as usize;
+                let to_end = self.ring_bytes as usize - index;
+                let available = (self.head_seen - self.tail) as usize;
+                let mut header = [0u8; RECORD_HEADER];
+                if to_end < RECORD_HEADER || available < RECORD_HEADER {
+                    return Err(RingError::Record {
+                        kind: u32::MAX,
+                        len: 0,
+                        index,
+                        limit: self.frame_len_max,
+                    });
+                }
+                memory.load(index, &mut header);
+                let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+                let kind = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+                let size = record_len(len as usize);
+                match kind {
+                    KIND_PAD if len as usize + RECORD_HEADER == to_end && to_end <= available => {
+                        self.tail += to_end as u64;
+                    }
+                    KIND_FRAME
+                        if (BASE_HEADER_LEN..=self.frame_len_max).contains(&(len as usize))
+                            && size <= to_end
+                            && size <= available =>
+                    {
+                        on_frame(memory.lend(index + RECORD_HEADER, len as usize));
+                        self.tail += size as u64;
+                        frames += 1;
+                    }
+                    _ => {
+                        return Err(RingError::Record {
+                            kind,
+                            len,
+                            index,
+                            limit: self.frame_len_max,
+                        });
+                    }
+                }
+            }
+            Ok(frames)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn records_wrap_with_padding_and_read_back_in_order() {
+            let mut memory = vec![0u8; 1024];
+            let mut writer = RingWriter::new(1024);
+            let mut reader = RingReader::new(1024, 600);
+            let mut tail = 0u64;
+            let mut got = Vec::new();
+            let mut expected = Vec::new();
+            for i in 0..200usize {
+                let frame = vec![i as u8; 48 + (i * 37) % 500];
+                while !writer.write(&mut memory[..], &frame, || tail) {
+                    let head = writer.head();
+                    reader
+                        .read(&memory[..], || head, 100, &mut |f| got.push(f.to_vec()))
+                        .unwrap();
+                    tail = reader.tail();
+                }
+                expected.push(frame);
+            }
+            let head = writer.head();
+            reader
+                .read(&memory[..], || head, 1000, &mut |f| got.push(f.to_vec()))
+                .unwrap();
+            assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn a_frame_larger_than_the_ring_is_refused() {
+            let mut memory = vec![0u8; 256];
+            let mut writer = RingWriter::new(256);
+            assert!(!writer.write(&mut memory[..], &[1u8; 256], || 0));
+            assert!(writer.write(&mut memory[..], &[1u8; 248], || 0));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1249,8 +1501,11 @@ mod tests {
         let (mut client, mut server) = connected(&config());
         assert!(client.send(&frame(60, 3)).unwrap());
         // Overwrite the record's length with garbage, as a broken peer might.
-        let at = client.segment.data(0);
-        client.segment.map[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        use ring::RingMemory;
+        client
+            .segment
+            .ring_memory(0)
+            .store(0, &u32::MAX.to_le_bytes());
         client.flush().unwrap();
         assert_eq!(
             recv(server.as_mut()).unwrap_err().kind(),
