@@ -1012,3 +1012,84 @@ fn two_processes_serial_through_socat() {
     let _ = socat.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Writes the seeds of the transport fuzz targets (`fuzz/seeds/{cobs_framer, ws_framer,
+/// shm_ring, file_batch}`), each following its target's documented input layout. Not a
+/// check: run it by hand after a deliberate change.
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand"]
+fn write_transport_fuzz_seeds() {
+    use tamtam_transports::shm::ring::RingWriter;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    let write = |target: &str, name: &str, bytes: Vec<u8>| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    let hb = heartbeat(5);
+    let data = fast_frame(5, 2, 2000, 5 << 32, b"hello, serial");
+
+    // cobs_framer: frame_len_max 48 + 16 * 8 = 176; chunk sizes 1, 7, 64.
+    let mut stream = vec![0u8];
+    SerialFramer::encode(&hb, &mut stream);
+    SerialFramer::encode(&data, &mut stream);
+    let mut seed = vec![16, 3, 0, 6, 63];
+    seed.extend_from_slice(&stream);
+    write("cobs_framer", "two_frames", seed.clone());
+    let mut noisy = stream.clone();
+    noisy[20] ^= 0x10;
+    noisy.remove(40);
+    noisy.extend_from_slice(&[5, 1, 2, 0, 0xA5, 0x42, 0x42]);
+    SerialFramer::encode(&vec![9u8; 300], &mut noisy);
+    let mut seed = vec![16, 0];
+    seed.extend_from_slice(&noisy);
+    write("cobs_framer", "noise_and_oversize", seed);
+
+    // ws_framer: frame_len_max 48 + 2 * 64 = 176.
+    let mut open = vec![0, 2, 2, 4, 30];
+    open.extend(ws_masked(0x2, &data));
+    open.extend(ws_masked(0x9, b"ping"));
+    open.extend(ws_masked(0x1, b"text"));
+    open.extend(ws_masked(0x2, &[7u8; 60]));
+    open.extend(ws_masked(0x8, &[0x03, 0xE8]));
+    write("ws_framer", "open_messages", open);
+    let mut handshake = vec![1, 2, 0];
+    handshake.extend_from_slice(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    handshake.extend(ws_masked(0x2, &hb));
+    handshake.extend([0x83, 0x80, 1, 2, 3, 4]);
+    write("ws_framer", "handshake_then_bad_opcode", handshake);
+
+    // shm_ring: (2) sizes and batches; (1) a ring written by the writer, then heads.
+    write(
+        "shm_ring",
+        "write_read",
+        vec![0, 0, 1, 100, 0, 152, 3, 10, 7, 200, 2, 1, 1],
+    );
+    let mut ring = vec![0u8; 256];
+    let mut writer = RingWriter::new(256);
+    for size in [48, 100, 60] {
+        assert!(writer.write(&mut ring[..], &vec![1u8; size], || 0));
+    }
+    let mut seed = vec![1];
+    seed.extend_from_slice(&ring);
+    seed.extend_from_slice(&56u16.to_le_bytes());
+    seed.extend_from_slice(&112u16.to_le_bytes());
+    seed.extend_from_slice(&1000u16.to_le_bytes());
+    write("shm_ring", "ring_then_heads", seed);
+
+    // file_batch: (1) a valid batch file; (2) frames to encode.
+    let mut batch = BatchWriter::new();
+    batch.push(&hb);
+    batch.push(&data);
+    let mut seed = vec![1];
+    seed.extend_from_slice(batch.finish());
+    write("file_batch", "valid_batch", seed);
+    write(
+        "file_batch",
+        "frames",
+        [vec![0, 0], vec![7u8; 48], vec![20], vec![8u8; 68]].concat(),
+    );
+}

@@ -1264,7 +1264,8 @@ pub mod ring {
 
         /// Hands up to `frames_max` frames, in place, to `on_frame`; returns how many.
         /// `load_head` reads the writer's published head; it is called only when the reader
-        /// has caught up with the last value seen. Every frame lent lies inside `memory` and
+        /// has caught up with the last value seen (so once per call when frames wait, and
+        /// once more when they ran out before `frames_max`). Every frame lent lies inside `memory` and
         /// inside the published region; anything else is a [`RingError`] (the frames before it
         /// were delivered and the tail moved past them).
         pub fn read(
@@ -1275,18 +1276,25 @@ pub mod ring {
             on_frame: &mut dyn FnMut(&[u8]),
         ) -> Result<usize, RingError> {
             debug_assert_eq!(memory.len() as u64, self.ring_bytes);
-            if self.head_seen == self.tail {
-                let head = load_head();
-                if head < self.tail || head - self.tail > self.ring_bytes {
-                    return Err(RingError::Head {
-                        head,
-                        tail: self.tail,
-                    });
-                }
-                self.head_seen = head;
-            }
             let mut frames = 0;
-            while self.tail < self.head_seen && frames < frames_max {
+            // A padding record per frame at most (plus one) keeps the loop bounded even
+            // against a writer that publishes nothing but padding.
+            let mut records_left = frames_max.saturating_mul(2).saturating_add(1);
+            loop {
+                if self.tail == self.head_seen {
+                    let head = load_head();
+                    if head < self.tail || head - self.tail > self.ring_bytes {
+                        return Err(RingError::Head {
+                            head,
+                            tail: self.tail,
+                        });
+                    }
+                    self.head_seen = head;
+                }
+                if self.tail == self.head_seen || frames >= frames_max || records_left == 0 {
+                    return Ok(frames);
+                }
+                records_left -= 1;
                 let index = (self.tail & (self.ring_bytes - 1)) as usize;
                 let to_end = self.ring_bytes as usize - index;
                 let available = (self.head_seen - self.tail) as usize;
@@ -1326,7 +1334,6 @@ pub mod ring {
                     }
                 }
             }
-            Ok(frames)
         }
     }
 
