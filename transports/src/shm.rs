@@ -439,19 +439,23 @@ impl ShmLink {
         let memory = self.segment.ring_memory(ring);
         let head = self.segment.atomic_u64(control + HEAD);
         let before = self.reader.tail();
-        let counters = &self.counters;
+        let (mut frames, mut bytes) = (0u64, 0u64);
         // Acquire pairs with the writer's Release: the records before `head` are visible.
         let result = self.reader.read(
             &memory,
             || head.load(Ordering::Acquire),
             frames_max,
             &mut |frame| {
+                frames += 1;
+                bytes += frame.len() as u64;
                 on_frame(frame);
-                counters.received(frame.len());
             },
         );
         let tail = self.reader.tail();
         if tail != before {
+            // Counted once per batch: shared atomics are not free at millions per second.
+            LinkCounters::add(&self.counters.frames_received, frames);
+            LinkCounters::add(&self.counters.bytes_received, bytes);
             LinkCounters::add(&self.counters.wire_bytes_received, tail - before);
             // Release: our reads of the records (and the bus's use of the frames lent in
             // place) are done before the writer may reuse them.
@@ -706,7 +710,35 @@ impl ShmListener {
         Ok(link)
     }
 
-    fn try_pending(&mut self) -> io::Result<Option<Box<dyn ExternalLink>>> {
+    /// Accepts a link (never blocks), as [`ExternalListener::accept`] does, but returns the
+    /// concrete type (for the ring API: benchmarks, embeddings without a station).
+    pub fn accept_link(&mut self) -> io::Result<Option<ShmLink>> {
+        if self.pending.len() < PENDING_MAX {
+            // SAFETY: accept4 on our listening socket; the returned fd is owned below.
+            let fd = unsafe {
+                libc::accept4(
+                    self.socket.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: a fresh fd from accept4, owned by nobody else.
+                let stream = unsafe { UnixStream::from_raw_fd(fd) };
+                self.pending
+                    .push((stream, Instant::now() + PENDING_TIMEOUT));
+            } else {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+        self.try_pending()
+    }
+
+    fn try_pending(&mut self) -> io::Result<Option<ShmLink>> {
         let now = Instant::now();
         let mut i = 0;
         while i < self.pending.len() {
@@ -717,7 +749,7 @@ impl ShmListener {
                         .map(|pid| format!("pid {pid}"))
                         .unwrap_or_else(|| "unknown pid".into());
                     match self.attach(stream, fd, peer.clone()) {
-                        Ok(link) => return Ok(Some(Box::new(link))),
+                        Ok(link) => return Ok(Some(link)),
                         Err(e) => {
                             eprintln!(
                                 "tamtam transport shm listener {}: refused {peer}: {e}",
@@ -743,29 +775,9 @@ impl ExternalListener for ShmListener {
     }
 
     fn accept(&mut self) -> io::Result<Option<Box<dyn ExternalLink>>> {
-        if self.pending.len() < PENDING_MAX {
-            // SAFETY: accept4 on our listening socket; the returned fd is owned below.
-            let fd = unsafe {
-                libc::accept4(
-                    self.socket.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
-            };
-            if fd >= 0 {
-                // SAFETY: a fresh fd from accept4, owned by nobody else.
-                let stream = unsafe { UnixStream::from_raw_fd(fd) };
-                self.pending
-                    .push((stream, Instant::now() + PENDING_TIMEOUT));
-            } else {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-        self.try_pending()
+        Ok(self
+            .accept_link()?
+            .map(|link| Box::new(link) as Box<dyn ExternalLink>))
     }
 }
 
