@@ -526,7 +526,22 @@ fn bad_input(kind: Kind) {
             wait_until("frame on the surviving ws link", || {
                 rig.seen.lock().unwrap().iter().any(|p| p == b"from-junk")
             });
-            drop((g, partial));
+            // The endless partial frame: no complete message (not even a pong) within the
+            // keepalive timeout, so the station declares the peer dead and closes.
+            let started = Instant::now();
+            let mut sink = [0u8; 1024];
+            loop {
+                match partial.read(&mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {} // pings
+                }
+            }
+            eprintln!(
+                "WebSocket: stalled peer closed after {:?}",
+                started.elapsed()
+            );
+            assert!(started.elapsed() < WAIT);
+            drop(g);
         }
         Medium::Serial(ptys, _line) => {
             // Write straight into station 2's tty (the master of its pty) beside the line.

@@ -969,6 +969,29 @@ mod tests {
     }
 
     #[test]
+    fn close_handshake_from_the_server_is_answered_by_the_client() {
+        let now = Instant::now();
+        let (mut client, mut server) = pair(now);
+        server.close();
+        shuttle(&mut client, &mut server);
+        // The client sees the close (1000) and answers it; the server's link then ends and
+        // closes the connection, which ends the client's.
+        assert!(recv(&mut client, now).unwrap().is_empty());
+        shuttle(&mut client, &mut server);
+        assert_eq!(
+            recv(&mut server, now).unwrap_err().kind(),
+            io::ErrorKind::ConnectionAborted
+        );
+        client.stream_mut().unwrap().eof = true;
+        assert_eq!(
+            recv(&mut client, now).unwrap_err().kind(),
+            io::ErrorKind::ConnectionAborted
+        );
+        assert_eq!(server.counters().snapshot().malformed, 0);
+        assert_eq!(client.counters().snapshot().malformed, 0);
+    }
+
+    #[test]
     fn close_handshake_from_the_client_closes_the_server_link_cleanly() {
         let now = Instant::now();
         let (mut client, mut server) = pair(now);
