@@ -25,6 +25,11 @@
 //! (the default), batches survive any process crash but not a power cut, and the CRC catches
 //! a file torn by one. The outbox is bounded (`pending_files_max`): beyond it `send` answers
 //! `Ok(false)` and the bus resends later.
+//!
+//! File I/O on a local disk is done in the shard's thread (small writes and renames, one
+//! batch per cycle at most); with `sync` on, each batch costs an `fsync`. The bus's
+//! heartbeats and adverts are frames too: on a store-and-forward path that is carried by
+//! hand, raise `heartbeat_interval`, `dead_after` and the RTOs to match the trip.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};

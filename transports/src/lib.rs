@@ -11,7 +11,7 @@
 //! | [`websocket`] | one frame per binary message (RFC 6455, `tungstenite`) | non-blocking TCP, server and client | close 1009, link closed |
 //! | [`serial`] | COBS + `0x00` delimiter ([`cobs`]) | any tty (`serialport`), non-blocking | dropped until the next delimiter, link survives |
 //! | [`shm`] | SPSC byte rings in a sealed memfd | two processes, abstract unix socket rendezvous | refused at `send`; a corrupt ring closes the link |
-//! | [`file`] | CRC-checked batch files ([`file::encode_batch`]) | spool directories, atomic rename | the whole file is rejected, link survives |
+//! | [`file`](mod@file) | CRC-checked batch files ([`file::BatchWriter`], [`file::check_batch`]) | spool directories, atomic rename | the whole file is rejected, link survives |
 //!
 //! Adapters never block the shard: every fd is non-blocking, every buffer has a fixed bound,
 //! and an error closes the link (the bus's reliability resends what was not acknowledged).
