@@ -415,6 +415,11 @@ fn disconnect(kind: Kind) {
         distinct.len()
     };
     for k in 0..3 {
+        // Each phase starts on a live link (the previous cut noticed, the redial done).
+        wait_until("the cut noticed", || {
+            rig.a.stats().unwrap().peers_dead >= k as u64
+        });
+        rig.a.wait_for_port(2000, WAIT).unwrap();
         for i in 0..phase {
             let n = k * phase + i;
             rig.a
@@ -422,8 +427,7 @@ fn disconnect(kind: Kind) {
                 .unwrap();
         }
         if k < 2 {
-            // Cut at once, while this phase's messages are (likely) in flight; the next
-            // phase starts only once they all arrived, so each cut hits a live link.
+            // Cut at once, while this phase's messages are (likely) in flight.
             (rig.cut)();
         }
         wait_until("the phase's messages", || delivered() == (k + 1) * phase);

@@ -297,6 +297,12 @@ impl CutProxy {
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
+                // Registered before any byte flows, so that a cut never misses it.
+                {
+                    let mut live = l.lock().unwrap();
+                    live.push(client.try_clone().unwrap());
+                    live.push(server.try_clone().unwrap());
+                }
                 for (mut from, mut to) in [
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server.try_clone().unwrap(), client.try_clone().unwrap()),
@@ -306,9 +312,6 @@ impl CutProxy {
                         let _ = to.shutdown(std::net::Shutdown::Both);
                     });
                 }
-                let mut live = l.lock().unwrap();
-                live.push(client);
-                live.push(server);
             }
         });
         CutProxy { addr, live, stop }
