@@ -740,7 +740,7 @@ fn two_processes(kind: Kind) {
         Kind::WebSocket => sender_args.extend(strings(&["--ws-connect", &address])),
         _ => {}
     }
-    let _sender = Node::start(&sender_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let sender = Node::start(&sender_args.iter().map(String::as_str).collect::<Vec<_>>());
     receiver.wait_for("200 messages", |lines| {
         kit::got_payloads(lines, 2000).len() >= 200
     });
@@ -748,6 +748,7 @@ fn two_processes(kind: Kind) {
     got.sort();
     got.dedup();
     assert_eq!(got.len(), 200, "{kind:?}: duplicates or losses");
+    drop((sender, receiver));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1027,6 +1028,7 @@ fn two_processes_serial_through_socat() {
     got.sort();
     got.dedup();
     assert_eq!(got.len(), 100);
+    drop((_sender, receiver));
     let _ = socat.kill();
     let _ = socat.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -224,5 +224,6 @@ fn file_transport_never_delivers_a_torn_frame_across_kills() {
     );
     assert_eq!(receiver.stat("malformed"), 0);
     sender.kill9();
+    receiver.kill9();
     let _ = std::fs::remove_dir_all(&dir);
 }
