@@ -57,12 +57,23 @@ impl Node {
         }
     }
 
-    /// Collects lines until `done` holds over everything seen so far (or the deadline).
+    /// Collects lines until `done` holds over everything seen so far (or the deadline, or the
+    /// process exits).
     fn wait_for(&mut self, what: &str, mut done: impl FnMut(&[String]) -> bool) {
         let deadline = Instant::now() + WAIT;
         loop {
             if done(&self.seen) {
                 return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain();
+                if done(&self.seen) {
+                    return;
+                }
+                panic!(
+                    "tt_node exited ({status}) while waiting for {what}; last lines: {:?}",
+                    self.seen.iter().rev().take(5).collect::<Vec<_>>()
+                );
             }
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
@@ -120,6 +131,27 @@ impl Node {
         (field("delivered="), field("duplicates="))
     }
 
+    /// Starts a node that must listen on an address a killed node held: the kernel may keep
+    /// the old listening socket a moment after `kill -9` (an io_uring ring is torn down
+    /// asynchronously), so a start that fails to bind is retried, a bounded number of times.
+    fn restart_on(args: &[&str]) -> Node {
+        for _ in 0..100 {
+            let mut node = Node::start(args, None);
+            loop {
+                node.drain();
+                if node.seen.iter().any(|l| l.starts_with("READY")) {
+                    return node;
+                }
+                if node.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("could not restart on {args:?}");
+    }
+
     fn kill9(&mut self) {
         // SAFETY-free: Child::kill sends SIGKILL on Unix.
         self.child.kill().expect("kill -9");
@@ -133,6 +165,19 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A free loopback address below the kernel's ephemeral port range, for a listener that must
+/// be restarted on the same address: no outgoing connection of another test can take it
+/// meanwhile (an ephemeral port could be).
+fn fixed_address() -> String {
+    let start = 20_000 + (std::process::id() % 4_000) * 2;
+    for port in start..start + 2_000 {
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -248,7 +293,7 @@ fn receiver_killed_mid_bulk_resumes_after_restart() {
             "5000".into(),
         ]
     };
-    let args = receiver_args("127.0.0.1:0");
+    let args = receiver_args(&fixed_address());
     let mut receiver = Node::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
     let address = receiver.address();
     let mut sender = Node::start(
@@ -283,7 +328,7 @@ fn receiver_killed_mid_bulk_resumes_after_restart() {
         "finished before the kill"
     );
     let args = receiver_args(&address);
-    let mut restarted = Node::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    let mut restarted = Node::restart_on(&args.iter().map(String::as_str).collect::<Vec<_>>());
     restarted.wait_for("the object", |lines| {
         lines.iter().any(|l| l.starts_with("BULK"))
     });
@@ -423,11 +468,7 @@ fn durable_outbox_resends_everything_journaled_while_the_receiver_was_down() {
     let spool_r = dir.join("spool-r");
     let spool_s = dir.join("spool-s");
     let outbox = dir.join("outbox.journal");
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
-        probe.local_addr().expect("addr").port()
-    };
-    let address = format!("127.0.0.1:{port}");
+    let address = fixed_address();
     let count = 500;
     let mut sender = Node::start(
         &[

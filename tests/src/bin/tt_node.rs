@@ -11,14 +11,27 @@
 //!
 //! Usage: `tt_node --id N [--listen ADDR] [--connect ADDR] [--udp-bind ADDR] [--udp-peer ADDR]
 //! [--spool DIR] [--outbox FILE] [--serve PORT] [--sink PORT] [--send-file DEST PORT PATH]
-//! [--send-messages DEST PORT COUNT] [--segment-len BYTES]`
+//! [--send-messages DEST PORT COUNT] [--segment-len BYTES]
+//! [--ws-listen ADDR] [--ws-connect ADDR] [--shm-listen NAME] [--shm-connect NAME]
+//! [--serial TTY] [--baud N] [--file-out DIR --file-in DIR] [--tag TEXT]`
+//!
+//! `--send-messages` payloads are `<tag>-<i>` (tag `msg` unless `--tag` says otherwise).
+//!
+//! The transport flags add links of `tamtam-transports`; dialing ones (`--ws-connect`,
+//! `--shm-connect`, `--serial`, `--file-*`) redial whenever their link closes. With
+//! `--ws-listen`, `READY` names the WebSocket address when there is no TCP listener.
 
 use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use tamtam_engine::core::{BulkReceived, Context, Message, Outgoing, Service};
-use tamtam_engine::driver::{Outcome, Station};
+use tamtam_engine::driver::{ExternalLink, Outcome, Station};
+use tamtam_transports::Redial;
+use tamtam_transports::file::{FileConfig, FileLink};
+use tamtam_transports::serial::{SerialConfig, SerialLink};
+use tamtam_transports::shm::{ShmConfig, ShmLink, ShmListener};
+use tamtam_transports::websocket::{WsConfig, WsLink, WsListener};
 
 fn say(line: String) {
     let mut out = std::io::stdout().lock();
@@ -51,6 +64,12 @@ fn main() {
     let mut id = 1;
     let mut send_file = None;
     let mut send_messages = None;
+    let mut ws_address = None;
+    let mut serial = None;
+    let mut baud = 115_200u32;
+    let mut file_out = None;
+    let mut file_in = None;
+    let mut tag = String::from("msg");
     let next = |i: &mut usize| {
         *i += 1;
         args.get(*i).cloned().unwrap_or_else(|| {
@@ -86,12 +105,75 @@ fn main() {
                 let count: u32 = next(&mut i).parse().expect("count");
                 send_messages = Some((dest, port, count));
             }
+            "--ws-listen" => {
+                let addr = next(&mut i).parse().expect("address");
+                let listener = WsListener::bind(addr, &WsConfig::default()).unwrap_or_else(|e| {
+                    eprintln!("tt_node: {e}");
+                    std::process::exit(1)
+                });
+                ws_address = Some(listener.local_addr().to_string());
+                builder = builder.listener(Box::new(listener));
+            }
+            "--ws-connect" => {
+                let addr: std::net::SocketAddr = next(&mut i).parse().expect("address");
+                builder =
+                    builder.listener(Box::new(Redial::new(format!("ws {addr}"), move || {
+                        Ok(Box::new(WsLink::connect(addr, &WsConfig::default())?)
+                            as Box<dyn ExternalLink>)
+                    })));
+            }
+            "--shm-listen" => {
+                let name = next(&mut i);
+                let listener =
+                    ShmListener::bind(&name, &ShmConfig::default()).unwrap_or_else(|e| {
+                        eprintln!("tt_node: {e}");
+                        std::process::exit(1)
+                    });
+                builder = builder.listener(Box::new(listener));
+            }
+            "--shm-connect" => {
+                let name = next(&mut i);
+                builder =
+                    builder.listener(Box::new(Redial::new(format!("shm {name}"), move || {
+                        Ok(Box::new(ShmLink::connect(&name, &ShmConfig::default())?)
+                            as Box<dyn ExternalLink>)
+                    })));
+            }
+            "--serial" => serial = Some(next(&mut i)),
+            "--baud" => baud = next(&mut i).parse().expect("baud"),
+            "--file-out" => file_out = Some(next(&mut i)),
+            "--file-in" => file_in = Some(next(&mut i)),
+            "--tag" => tag = next(&mut i),
             other => {
                 eprintln!("tt_node: unknown argument {other}");
                 std::process::exit(2);
             }
         }
         i += 1;
+    }
+    if let Some(path) = serial {
+        let config = SerialConfig {
+            baud_rate: baud,
+            ..SerialConfig::default()
+        };
+        builder = builder.listener(Box::new(Redial::new(format!("serial {path}"), move || {
+            Ok(Box::new(SerialLink::open(&path, &config)?) as Box<dyn ExternalLink>)
+        })));
+    }
+    match (file_out, file_in) {
+        (Some(out), Some(inbox)) => {
+            builder = builder.listener(Box::new(Redial::new(format!("file {out}"), move || {
+                Ok(
+                    Box::new(FileLink::open(&out, &inbox, &FileConfig::default())?)
+                        as Box<dyn ExternalLink>,
+                )
+            })));
+        }
+        (None, None) => {}
+        _ => {
+            eprintln!("tt_node: --file-out and --file-in go together");
+            std::process::exit(2);
+        }
     }
     // Tolerate a peer that is down for a while (restart tests): long stalls before giving up.
     builder = builder.configure(|c| {
@@ -106,6 +188,7 @@ fn main() {
         .local_addrs()
         .first()
         .map(|a| a.to_string())
+        .or(ws_address)
         .unwrap_or_else(|| "-".into());
     say(format!("READY {id} {address}"));
 
@@ -138,7 +221,7 @@ fn main() {
     if let Some((dest, port, count)) = send_messages {
         let (tx, rx) = mpsc::channel();
         for n in 0..count {
-            let message = Outgoing::to_station(dest, port, format!("msg-{n}"));
+            let message = Outgoing::to_station(dest, port, format!("{tag}-{n}"));
             match station.send(message) {
                 Ok(request_id) => {
                     say(format!("JOURNALED {n} {request_id}"));
@@ -160,8 +243,8 @@ fn main() {
                 if line.trim() == "stats" {
                     let stats = station.stats().expect("stats");
                     say(format!(
-                        "STATS delivered={} duplicates={}",
-                        stats.delivered, stats.duplicates
+                        "STATS delivered={} duplicates={} peers_dead={} malformed={}",
+                        stats.delivered, stats.duplicates, stats.peers_dead, stats.frames_malformed
                     ));
                 }
             }
