@@ -144,6 +144,7 @@ pub struct StationBuilder {
     name: String,
     external_links: Vec<Box<dyn ExternalLink>>,
     external_listeners: Vec<Box<dyn ExternalListener>>,
+    busy_poll: bool,
 }
 
 impl StationBuilder {
@@ -261,6 +262,14 @@ impl StationBuilder {
         self
     }
 
+    /// With `true`, the shard never yields or parks between cycles, whatever the
+    /// Orchestrator's pace says: it busy-polls its links, for the lowest latency at the price
+    /// of a whole core. Default `false` (adaptive: spin while busy, then yield, then park).
+    pub fn busy_poll(mut self, busy_poll: bool) -> Self {
+        self.busy_poll = busy_poll;
+        self
+    }
+
     /// Starts the station. Errors say what is wrong and what to do.
     pub fn build(self) -> Result<Station, StationError> {
         let StationBuilder {
@@ -281,6 +290,7 @@ impl StationBuilder {
             name,
             external_links,
             external_listeners,
+            busy_poll,
         } = self;
         let spool_dir = spool_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("tamtam-spool-{}", config.station_id))
@@ -374,6 +384,7 @@ impl StationBuilder {
             shard.add_external(link);
         }
         shard.external_listeners = external_listeners;
+        shard.busy_poll = busy_poll;
         let (commands, inbox) = mpsc::channel();
         let waker = reactor.waker();
         let station_id = config.station_id;
@@ -481,6 +492,7 @@ impl Station {
             name: String::new(),
             external_links: Vec::new(),
             external_listeners: Vec::new(),
+            busy_poll: false,
         }
     }
 
@@ -711,6 +723,8 @@ struct Shard {
     ready_io: VecDeque<(IoId, IoOutcome)>,
     recycled: Vec<Vec<u8>>,
     external_listeners: Vec<Box<dyn ExternalListener>>,
+    /// Never yield or park (see [`StationBuilder::busy_poll`]).
+    busy_poll: bool,
     stop: bool,
 }
 
@@ -740,6 +754,7 @@ impl Shard {
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
             external_listeners: Vec::new(),
+            busy_poll: false,
             stop: false,
         }
     }
@@ -856,7 +871,7 @@ impl Shard {
                 self.bus.recycle(buffer);
             }
             timeout = match report.pace {
-                _ if !self.ready_io.is_empty() => Some(StdDuration::ZERO),
+                _ if !self.ready_io.is_empty() || self.busy_poll => Some(StdDuration::ZERO),
                 Pace::Spin => Some(StdDuration::ZERO),
                 Pace::Yield => {
                     std::thread::yield_now();
