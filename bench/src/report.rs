@@ -67,7 +67,8 @@ impl Unit {
                 }
             }
             Unit::Ok => if value >= 1.0 { "yes" } else { "NO" }.to_owned(),
-            Unit::Us | Unit::Ns if value < 10.0 => format!("{value:.2} {}", self.symbol()),
+            _ if value.abs() < 1.0 => format!("{value:.3} {}", self.symbol()),
+            _ if value.abs() < 10.0 => format!("{value:.2} {}", self.symbol()),
             _ => format!("{value:.1} {}", self.symbol()),
         }
     }
@@ -95,6 +96,7 @@ impl Target {
             Target::RatioAtLeast(x) => format!("≥{x}×"),
             Target::RatioWithin(lo, hi) => format!("{lo}–{hi}×"),
             Target::AtMost(x) => format!("≤{}", unit.format(x)),
+            Target::AtLeast(_) if unit == Unit::Ok => "yes".to_owned(),
             Target::AtLeast(x) => format!("≥{}", unit.format(x)),
         }
     }
@@ -435,6 +437,20 @@ pub fn machine() -> String {
     format!("nproc {cpus}, Linux {kernel}, {model}")
 }
 
+impl Figure {
+    /// Compares this figure with the figure `key`.
+    pub fn with_baseline(&mut self, key: &str) -> &mut Figure {
+        self.baseline = Some(key.to_owned());
+        self
+    }
+
+    /// Adds a target.
+    pub fn target(&mut self, target: Target) -> &mut Figure {
+        self.targets.push(target);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,19 +475,5 @@ mod tests {
     fn rounding_keeps_significant_digits() {
         assert_eq!(round(71.234_56), 71.235);
         assert_eq!(round(12_345_678.9), 12_345_679.0);
-    }
-}
-
-impl Figure {
-    /// Compares this figure with the figure `key`.
-    pub fn with_baseline(&mut self, key: &str) -> &mut Figure {
-        self.baseline = Some(key.to_owned());
-        self
-    }
-
-    /// Adds a target.
-    pub fn target(&mut self, target: Target) -> &mut Figure {
-        self.targets.push(target);
-        self
     }
 }
