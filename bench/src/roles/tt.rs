@@ -456,6 +456,7 @@ fn client_phases(
             "api-rtt" => api_rtt(station, args, destination)?,
             "pump" => pump_windows(station, parts, args)?,
             "api-pump" => api_pump(station, args, destination)?,
+            "none" => {}
             other => return Err(format!("unknown phase {other}")),
         }
     }
@@ -616,7 +617,10 @@ pub(super) fn client(args: &Args, control: &Control) -> Result<(), String> {
             ECHO_PORT
         };
         station
-            .wait_for_port(port, SETUP_WAIT)
+            .wait_for_port(
+                port,
+                args.millis("setup-ms", SETUP_WAIT.as_millis() as u64)?,
+            )
             .map_err(station_error("waiting for the server"))?;
     }
     if args.flag("wait-go") {
@@ -697,19 +701,43 @@ pub(super) fn subscribers(args: &Args, control: &Control) -> Result<(), String> 
         stations.push(b.build().map_err(station_error("subscriber"))?);
     }
     say(ready_line(&stations[0]));
-    control.serve_until_closed(|command| {
-        (command == "count").then(|| {
+    control.serve_until_closed(|command| match command {
+        "count" => {
             let values: Vec<String> = counts
                 .iter()
                 .map(|c| c.load(Ordering::Relaxed).to_string())
                 .collect();
-            format!("COUNT {} {}", now_ns(), values.join(" "))
-        })
+            Some(format!("COUNT {} {}", now_ns(), values.join(" ")))
+        }
+        "stats" => {
+            let mut total = tamtam_engine::core::stats::Stats::default();
+            for s in &stations {
+                if let Ok(stats) = s.stats() {
+                    total.add(&stats);
+                }
+            }
+            Some(format!("STATS {}", stream_stats(&total)))
+        }
+        _ => None,
     });
     for s in stations {
         s.shutdown();
     }
     Ok(())
+}
+
+/// The stream counters of `s`, as `name=value` fields.
+fn stream_stats(s: &tamtam_engine::core::stats::Stats) -> String {
+    format!(
+        "stream_sent={} stream_delivered={} stream_expired={} stream_overrun={} stream_duplicates={} frames_received={} cycles={}",
+        s.stream_sent,
+        s.stream_delivered,
+        s.stream_expired,
+        s.stream_overrun,
+        s.stream_duplicates,
+        s.frames_received,
+        s.cycles
+    )
 }
 
 /// `tt-streamer --listen 1 --size N --subscribers N`: station 1 sending stream frames on
@@ -739,6 +767,7 @@ pub(super) fn streamer(args: &Args, control: &Control) -> Result<(), String> {
             let stats = station.stats().map_err(station_error("stats"))?;
             match control.poll().as_deref() {
                 Some("count") => say(format!("SENT {} {frames} {}", now_ns(), stats.stream_sent)),
+                Some("stats") => say(format!("STATS {}", stream_stats(&stats))),
                 Some("stop") => break,
                 _ => {}
             }

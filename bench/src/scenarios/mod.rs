@@ -754,6 +754,11 @@ fn stream_run(
     }
     let (procs, elapsed) = window.end(&children.iter().collect::<Vec<_>>());
     run.report.add_processes(key, &procs, elapsed);
+    for (i, who) in [(0, "publisher"), (1, "subscribers")] {
+        children[i].send("stats")?;
+        let stats = children[i].expect("STATS", START_WAIT)?;
+        eprintln!("  {key}: {who} {stats}");
+    }
     let _ = children[0].send("stop");
     finish(children);
     let rates: Vec<f64> = per_sub.iter().map(|r| median(r)).collect();
@@ -915,7 +920,57 @@ fn scale_run(
     Ok((lat, cost_ns, rate))
 }
 
+/// Whether a client can reach a station serving `ports` ports within a few seconds.
+fn scale_probe(run: &mut Run<'_>, ports: u16) -> Result<bool, String> {
+    let (server, addr) = spawn_ready(
+        run,
+        "server",
+        "tt-server",
+        &[("listen", "1".into()), ("ports", ports.to_string())],
+    )?;
+    let mut client = Child::spawn(
+        "client",
+        "tt-client",
+        &args(&[
+            ("peer", addr),
+            ("ports", ports.to_string()),
+            ("phases", "none".into()),
+            ("setup-ms", "5000".into()),
+        ]),
+    )?;
+    let reached = client.expect("DONE", START_WAIT).is_ok();
+    finish(vec![server, client]);
+    Ok(reached)
+}
+
 fn scale(run: &mut Run<'_>) -> Result<(), String> {
+    // The issue's configuration is 10,000 ports. A station's advert lists every port it
+    // serves, and receivers refuse adverts of more than ADVERT_LIST_MAX entries, so first
+    // check whether such a station can be reached at all.
+    let wanted = run.sizes.scale_ports;
+    let limit = tamtam_engine::core::control::ADVERT_LIST_MAX as u16;
+    let mut ports = wanted;
+    if wanted > limit - 2 {
+        let reached = scale_probe(run, wanted)?;
+        run.report
+            .add(
+                &format!("scale_{wanted}p_reachable"),
+                if reached { 1.0 } else { 0.0 },
+                Unit::Ok,
+                &format!("a station serving {wanted} ports is discoverable by its peer"),
+            )
+            .target(Target::AtLeast(1.0));
+        if !reached {
+            // Measure with as many ports as an advert can carry (the server also serves the
+            // echo and sink ports).
+            ports = limit - 2;
+            run.report.note(format!(
+                "scale: a station serving {wanted} ports is unreachable: its advert lists more than \
+                 ADVERT_LIST_MAX = {limit} ports and every peer refuses it \
+                 (core/control.rs Advert::decode); measured with {ports} ports instead"
+            ));
+        }
+    }
     let small = "scale_1p_1c";
     let (lat, cost, rate) = scale_run(run, small, 1, 1)?;
     add_latency(
@@ -939,7 +994,7 @@ fn scale(run: &mut Run<'_>) -> Result<(), String> {
         Unit::MsgPerSec,
         "ACK'd 64 B messages/s, 1 port, 1 connection",
     );
-    let (ports, connections) = (run.sizes.scale_ports, run.sizes.scale_connections);
+    let connections = run.sizes.scale_connections;
     let big = format!("scale_{ports}p_{connections}c");
     let (lat, cost, rate) = scale_run(run, &big, ports, connections)?;
     add_latency(
