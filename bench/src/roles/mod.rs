@@ -50,6 +50,7 @@ pub(crate) fn run(role: &str, args: &[String]) -> i32 {
         "tt-streamer" => tt::streamer(&args, &control),
         "tt-bulk-recv" => tt::bulk_receiver(&args, &control),
         "tt-bulk-send" => tt::bulk_sender(&args, &control),
+        "tt-crowd" => tt::crowd(&args, &control),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {

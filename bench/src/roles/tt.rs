@@ -846,3 +846,65 @@ pub(super) fn bulk_sender(args: &Args, control: &Control) -> Result<(), String> 
     station.shutdown();
     Ok(())
 }
+
+/// `tt-crowd --peer ADDR --count N [--first-id ID]`: N quiet peers, each one TCP connection
+/// to the station at ADDR that introduces itself as station `ID + i` and sends a heartbeat
+/// every 100 ms (so the link stays alive), reading and discarding whatever arrives. They never
+/// advertise, so they load the station with live links without flooding discovery traffic.
+pub(super) fn crowd(args: &Args, control: &Control) -> Result<(), String> {
+    use std::io::{ErrorKind, Read, Write};
+    use tamtam_engine::core::wire::frame::{self, Header, Lane, PacketType};
+
+    let peer: SocketAddr = args
+        .required("peer")?
+        .parse()
+        .map_err(|e| format!("--peer: {e}"))?;
+    let count: usize = args.num("count", 1)?;
+    let first_id: u32 = args.num("first-id", 100_000)?;
+    let mut links = Vec::with_capacity(count);
+    for i in 0..count {
+        let stream =
+            std::net::TcpStream::connect(peer).map_err(|e| format!("connect {i}: {e}"))?;
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| format!("nonblocking: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let header = Header {
+            sender_id: first_id + i as u32,
+            request_id: 1u64 << 32,
+            ..Header::new(Lane::Fast, PacketType::Heartbeat)
+        };
+        let encoded = frame::encode_to_vec(&header, &[]).map_err(|e| format!("encode: {e}"))?;
+        let mut heartbeat = (encoded.len() as u32).to_le_bytes().to_vec();
+        heartbeat.extend_from_slice(&encoded);
+        links.push((stream, heartbeat));
+    }
+    say("READY -");
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut next_beat = Instant::now();
+    let started = Instant::now();
+    while !stopping() && started.elapsed() < super::LIFETIME_MAX {
+        let beat = Instant::now() >= next_beat;
+        if beat {
+            next_beat += Duration::from_millis(100);
+        }
+        for (stream, heartbeat) in &mut links {
+            // Drain (bounded), then beat; a full socket skips a beat.
+            for _ in 0..16 {
+                match stream.read(&mut buffer) {
+                    Ok(0) => return Err("the station closed a crowd link".into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("crowd read: {e}")),
+                }
+            }
+            if beat {
+                let _ = stream.write(heartbeat);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = control.poll();
+    Ok(())
+}

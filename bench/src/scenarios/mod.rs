@@ -132,8 +132,8 @@ struct Windows {
     second: Vec<f64>,
     /// Other `VAL` lines (`VAL stats …`, `VAL refused …`).
     extra: Vec<String>,
-    /// CPU seconds of all children inside the window.
-    cpu_total: f64,
+    /// CPU seconds of each child inside the window.
+    procs: Vec<crate::proc::ProcSample>,
     /// The window's length.
     elapsed: Duration,
 }
@@ -175,7 +175,6 @@ fn measure_windows(
             _ => extra.push(rest.to_owned()),
         }
     }
-    let cpu_total = procs.iter().map(|p| p.cpu_seconds).sum();
     run.report.add_processes(run_key, &procs, elapsed);
     if first.is_empty() {
         return Err(format!("{run_key}: no window values"));
@@ -184,7 +183,7 @@ fn measure_windows(
         first,
         second,
         extra,
-        cpu_total,
+        procs,
         elapsed,
     })
 }
@@ -851,7 +850,9 @@ fn stream(run: &mut Run<'_>) -> Result<(), String> {
 // scale
 // ---------------------------------------------------------------------------------------------
 
-/// Latency and cost per message with `ports` served ports and `connections` TCP links.
+/// Latency and cost per message with `ports` served ports and `connections` TCP links on the
+/// server: the measuring client's, plus `connections - 1` from a crowd of quiet peers (each a
+/// distinct station id, heartbeating, never advertising).
 fn scale_run(
     run: &mut Run<'_>,
     key: &str,
@@ -864,9 +865,22 @@ fn scale_run(
         "tt-server",
         &[("listen", "1".into()), ("ports", ports.to_string())],
     )?;
+    let crowd = if connections > 1 {
+        let (crowd, _) = spawn_ready(
+            run,
+            "crowd",
+            "tt-crowd",
+            &[
+                ("peer", addr.clone()),
+                ("count", (connections - 1).to_string()),
+            ],
+        )?;
+        Some(crowd)
+    } else {
+        None
+    };
     let mut client_args = vec![
         ("peer", addr),
-        ("connections", connections.to_string()),
         ("ports", ports.to_string()),
         ("phases", "rtt,pump".into()),
         ("wait-go", "1".into()),
@@ -895,6 +909,7 @@ fn scale_run(
     }
     client.send("go")?;
     let mut children = vec![server, client];
+    children.extend(crowd);
     let lat = measure_latency(
         run,
         &format!("{key}_rtt"),
@@ -908,8 +923,15 @@ fn scale_run(
     let rate = median(&w.first);
     let mean_rate = w.first.iter().sum::<f64>() / w.first.len() as f64;
     let messages = mean_rate * w.elapsed.as_secs_f64();
+    // The TamTam processes only (not the crowd of quiet peers).
+    let cpu: f64 = w
+        .procs
+        .iter()
+        .filter(|p| p.name == "server" || p.name == "client")
+        .map(|p| p.cpu_seconds)
+        .sum();
     let cost_ns = if messages > 0.0 {
-        w.cpu_total / messages * 1e9
+        cpu / messages * 1e9
     } else {
         f64::NAN
     };

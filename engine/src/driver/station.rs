@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -108,6 +109,9 @@ enum Command {
         destination: u32,
         port: u16,
         path: PathBuf,
+        source: File,
+        len: u64,
+        crc: u32,
         progress: Arc<Mutex<Option<Progress>>>,
         done: SyncSender<Result<u64, StationError>>,
     },
@@ -387,6 +391,7 @@ impl StationBuilder {
         shard.busy_poll = busy_poll;
         let (commands, inbox) = mpsc::channel();
         let waker = reactor.waker();
+        let parked = shard.parked.clone();
         let station_id = config.station_id;
         let thread = std::thread::Builder::new()
             .name(if name.is_empty() {
@@ -402,6 +407,7 @@ impl StationBuilder {
         Ok(Station {
             commands,
             waker,
+            parked,
             thread: Some(thread),
             local_addrs,
             station_id,
@@ -437,6 +443,9 @@ fn fresh_incarnation(dir: &Path) -> io::Result<u32> {
 pub struct Station {
     commands: Sender<Command>,
     waker: Waker,
+    /// Set by the shard while it may block in the reactor: only then does a command need
+    /// the doorbell (an eventfd write, and a read on the shard's side).
+    parked: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     local_addrs: Vec<SocketAddr>,
     station_id: u32,
@@ -520,7 +529,12 @@ impl Station {
         self.commands
             .send(command)
             .map_err(|_| StationError::Stopped)?;
-        self.waker.wake();
+        // Pairs with the fence in `Shard::run` before it parks: either the shard sees this
+        // command when it checks the queue after raising `parked`, or we see `parked` here.
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) {
+            self.waker.wake();
+        }
         Ok(())
     }
 
@@ -587,13 +601,29 @@ impl Station {
     ) -> Result<BulkHandle, StationError> {
         let progress = Arc::new(Mutex::new(None));
         let (tx, rx) = mpsc::sync_channel(1);
-        self.command(Command::Bulk {
-            destination,
-            port,
-            path: path.as_ref().to_path_buf(),
-            progress: progress.clone(),
-            done: tx,
-        })?;
+        let path = path.as_ref().to_path_buf();
+        // The offer carries the object's CRC32C. Reading the whole file for it happens here,
+        // on the caller's thread, so the shard never stalls on it.
+        let opened = File::open(&path).and_then(|file| {
+            let len = file.metadata()?.len();
+            let crc = crc_of_file(&file, len)?;
+            Ok((file, len, crc))
+        });
+        match opened {
+            Ok((source, len, crc)) => self.command(Command::Bulk {
+                destination,
+                port,
+                path,
+                source,
+                len,
+                crc,
+                progress: progress.clone(),
+                done: tx,
+            })?,
+            Err(source) => {
+                let _ = tx.try_send(Err(StationError::File { path, source }));
+            }
+        }
         Ok(BulkHandle { progress, done: rx })
     }
 
@@ -723,6 +753,13 @@ struct Shard {
     ready_io: VecDeque<(IoId, IoOutcome)>,
     recycled: Vec<Vec<u8>>,
     external_listeners: Vec<Box<dyn ExternalListener>>,
+    /// The links of `links` that are [`LinkIo::External`], so the per-cycle work for them
+    /// does not walk every link.
+    external: Vec<LinkId>,
+    /// Sockets the reactor must close after the events of this poll.
+    to_close: Vec<Token>,
+    /// Raised while the shard may block in the reactor (see [`Station::command`]).
+    parked: Arc<AtomicBool>,
     /// Never yield or park (see [`StationBuilder::busy_poll`]).
     busy_poll: bool,
     stop: bool,
@@ -754,6 +791,9 @@ impl Shard {
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
             external_listeners: Vec::new(),
+            external: Vec::new(),
+            to_close: Vec::new(),
+            parked: Arc::new(AtomicBool::new(false)),
             busy_poll: false,
             stop: false,
         }
@@ -762,10 +802,20 @@ impl Shard {
     fn add_external(&mut self, link: Box<dyn ExternalLink>) {
         let id = self.bus.add_link(self.clock.now());
         self.links.insert(id, LinkIo::External(link));
+        self.external.push(id);
+    }
+
+    fn remove_external(&mut self, id: LinkId) {
+        self.links.remove(&id);
+        self.external.retain(|&e| e != id);
+        self.bus.remove_link(id);
     }
 
     /// Accepts from external listeners and drains external links into the bus.
     fn poll_external(&mut self) {
+        if self.external_listeners.is_empty() && self.external.is_empty() {
+            return;
+        }
         let mut accepted = Vec::new();
         for listener in &mut self.external_listeners {
             for _ in 0..16 {
@@ -782,33 +832,27 @@ impl Shard {
         for link in accepted {
             self.add_external(link);
         }
-        let ids: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| matches!(l, LinkIo::External(_)))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
+        let mut i = 0;
+        while i < self.external.len() {
+            let id = self.external[i];
             let now = self.clock.now();
             let Some(LinkIo::External(link)) = self.links.get_mut(&id) else {
+                i += 1;
                 continue;
             };
             let bus = &mut self.bus;
             let result = link.poll_recv(1024, &mut |frame| bus.handle_frame(now, id, frame));
             if let Err(e) = result {
                 eprintln!("tamtam: link {} closed: {e}", link.describe());
-                self.links.remove(&id);
-                self.bus.remove_link(id);
+                self.remove_external(id);
+                continue;
             }
+            i += 1;
         }
     }
 
     fn has_external(&self) -> bool {
-        !self.external_listeners.is_empty()
-            || self
-                .links
-                .values()
-                .any(|l| matches!(l, LinkIo::External(_)))
+        !self.external_listeners.is_empty() || !self.external.is_empty()
     }
 
     fn restore(&mut self, state: OutboxState) {
@@ -844,17 +888,33 @@ impl Shard {
             }
             self.start_reconnects(reactor.as_mut());
             self.poll_external();
-            let mut events = Vec::new();
-            let result = reactor.poll(timeout, &mut |event| events.push(OwnedEvent::from(event)));
+            let blocking = timeout.is_some_and(|t| !t.is_zero());
+            if blocking {
+                // See `Station::command`: announce the park, then look at the queue once more.
+                self.parked.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if self.take_commands(&inbox) > 0 || self.stop {
+                    timeout = Some(StdDuration::ZERO);
+                }
+            }
+            // Events are handled as the reactor reports them, straight from its buffers.
+            let mut to_close = std::mem::take(&mut self.to_close);
+            let result = reactor.poll(timeout, &mut |event| {
+                self.handle_event(event, &mut to_close);
+            });
+            if blocking {
+                self.parked.store(false, Ordering::Relaxed);
+            }
+            for token in to_close.drain(..) {
+                reactor.close(token);
+            }
+            self.to_close = to_close;
             if let Err(e) = result {
                 eprintln!(
                     "tamtam station {}: reactor failed: {e}",
                     self.bus.station_id()
                 );
                 break;
-            }
-            for event in events {
-                self.handle_event(reactor.as_mut(), event);
             }
             while let Some((io, outcome)) = self.ready_io.pop_front() {
                 let now = self.now();
@@ -900,17 +960,19 @@ impl Shard {
         self.spool.close_all();
     }
 
-    fn take_commands(&mut self, inbox: &Receiver<Command>) {
-        for _ in 0..COMMANDS_PER_CYCLE {
+    /// Handles up to [`COMMANDS_PER_CYCLE`] queued commands; returns how many.
+    fn take_commands(&mut self, inbox: &Receiver<Command>) -> usize {
+        for taken in 0..COMMANDS_PER_CYCLE {
             match inbox.try_recv() {
                 Ok(command) => self.handle_command(command),
-                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Empty) => return taken,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     self.stop = true;
-                    return;
+                    return taken;
                 }
             }
         }
+        COMMANDS_PER_CYCLE
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -961,9 +1023,12 @@ impl Shard {
                 destination,
                 port,
                 path,
+                source,
+                len,
+                crc,
                 progress,
                 done,
-            } => match self.start_bulk(now, destination, port, &path) {
+            } => match self.start_bulk(now, destination, port, &path, source, len, crc) {
                 Ok((transfer, source)) => {
                     self.sources.insert(
                         transfer,
@@ -1016,21 +1081,17 @@ impl Shard {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_bulk(
         &mut self,
         now: Instant,
         destination: u32,
         port: u16,
         path: &Path,
+        file: File,
+        len: u64,
+        crc: u32,
     ) -> Result<(u64, File), StationError> {
-        let file_error = |source| StationError::File {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(file_error)?;
-        let len = file.metadata().map_err(file_error)?.len();
-        // The offer carries the object's CRC32C; compute it once, streaming.
-        let crc = crc_of_file(&file, len).map_err(file_error)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1082,20 +1143,22 @@ impl Shard {
         self.by_token.insert(token, link);
     }
 
-    fn handle_event(&mut self, reactor: &mut dyn Reactor, event: OwnedEvent) {
+    /// Handles one reactor event; sockets to close are pushed on `to_close` (the reactor is
+    /// busy reporting events).
+    fn handle_event(&mut self, event: IoEvent<'_>, to_close: &mut Vec<Token>) {
         let now = self.now();
         match event {
-            OwnedEvent::Accepted { stream, .. } => self.add_tcp_link(stream, None),
-            OwnedEvent::Connected { stream } => {
+            IoEvent::Accepted { stream, .. } => self.add_tcp_link(stream, None),
+            IoEvent::Connected { stream } => {
                 if let Some((addr, _)) = self.connecting.remove(&stream) {
                     self.add_tcp_link(stream, Some(addr));
                 }
             }
-            OwnedEvent::Data { stream, bytes } => {
+            IoEvent::Data { stream, bytes } => {
                 let Some(&link) = self.by_token.get(&stream) else {
                     return;
                 };
-                let mut rest: &[u8] = &bytes;
+                let mut rest: &[u8] = bytes;
                 let mut failed = false;
                 while !rest.is_empty() && !failed {
                     let Some(LinkIo::Tcp { decoder, .. }) = self.links.get_mut(&link) else {
@@ -1124,24 +1187,24 @@ impl Shard {
                     }
                 }
                 if failed {
-                    reactor.close(stream);
-                    self.drop_link(link, reactor);
+                    to_close.push(stream);
+                    self.drop_link(link);
                 }
             }
-            OwnedEvent::Datagram { from, bytes, .. } => {
+            IoEvent::Datagram { from, bytes, .. } => {
                 let link = self.open_udp_link(from);
-                self.bus.handle_frame(now, link, &bytes);
+                self.bus.handle_frame(now, link, bytes);
             }
-            OwnedEvent::Closed { stream, .. } => {
+            IoEvent::Closed { stream, .. } => {
                 if let Some((addr, attempt)) = self.connecting.remove(&stream) {
                     self.schedule_reconnect(addr, attempt + 1);
                     return;
                 }
                 if let Some(link) = self.by_token.get(&stream).copied() {
-                    self.drop_link(link, reactor);
+                    self.drop_link(link);
                 }
             }
-            OwnedEvent::File {
+            IoEvent::File {
                 tag,
                 result,
                 buffer,
@@ -1149,7 +1212,7 @@ impl Shard {
         }
     }
 
-    fn drop_link(&mut self, link: LinkId, _reactor: &mut dyn Reactor) {
+    fn drop_link(&mut self, link: LinkId) {
         self.bus.remove_link(link);
         if let Some(LinkIo::Tcp { token, addr, .. }) = self.links.remove(&link) {
             self.by_token.remove(&token);
@@ -1182,26 +1245,24 @@ impl Shard {
                         _ => false,
                     };
                     if failed {
-                        self.links.remove(&t.link);
-                        self.bus.remove_link(t.link);
+                        self.remove_external(t.link);
                     }
                     self.bus.recycle(t.frame);
                 }
                 None => self.bus.recycle(t.frame),
             }
         }
-        let mut dead = Vec::new();
-        for (&id, link) in &mut self.links {
-            if let LinkIo::External(link) = link {
+        let mut i = 0;
+        while i < self.external.len() {
+            let id = self.external[i];
+            if let Some(LinkIo::External(link)) = self.links.get_mut(&id) {
                 if let Err(e) = link.flush() {
                     eprintln!("tamtam: link {} closed: {e}", link.describe());
-                    dead.push(id);
+                    self.remove_external(id);
+                    continue;
                 }
             }
-        }
-        for id in dead {
-            self.links.remove(&id);
-            self.bus.remove_link(id);
+            i += 1;
         }
     }
 
@@ -1417,60 +1478,6 @@ fn crc_of_file(file: &File, len: u64) -> io::Result<u32> {
         offset += n as u64;
     }
     Ok(crc)
-}
-
-/// An [`IoEvent`] with its bytes copied out of the reactor's buffer, so the shard can handle
-/// it with mutable access to everything.
-enum OwnedEvent {
-    Accepted {
-        stream: Token,
-    },
-    Connected {
-        stream: Token,
-    },
-    Data {
-        stream: Token,
-        bytes: Vec<u8>,
-    },
-    Datagram {
-        from: SocketAddr,
-        bytes: Vec<u8>,
-    },
-    Closed {
-        stream: Token,
-    },
-    File {
-        tag: u64,
-        result: io::Result<usize>,
-        buffer: Vec<u8>,
-    },
-}
-
-impl From<IoEvent<'_>> for OwnedEvent {
-    fn from(event: IoEvent<'_>) -> OwnedEvent {
-        match event {
-            IoEvent::Accepted { stream, .. } => OwnedEvent::Accepted { stream },
-            IoEvent::Connected { stream } => OwnedEvent::Connected { stream },
-            IoEvent::Data { stream, bytes } => OwnedEvent::Data {
-                stream,
-                bytes: bytes.to_vec(),
-            },
-            IoEvent::Datagram { from, bytes, .. } => OwnedEvent::Datagram {
-                from,
-                bytes: bytes.to_vec(),
-            },
-            IoEvent::Closed { stream, .. } => OwnedEvent::Closed { stream },
-            IoEvent::File {
-                tag,
-                result,
-                buffer,
-            } => OwnedEvent::File {
-                tag,
-                result,
-                buffer,
-            },
-        }
-    }
 }
 
 #[allow(dead_code)]
