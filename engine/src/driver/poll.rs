@@ -499,9 +499,7 @@ impl Reactor for PollReactor {
                 }
             }
             let still = match self.sockets.get_mut(token as usize) {
-                Some(Some(Socket::Stream { out, pending, .. }))
-                    if !out.is_empty() && !*pending =>
-                {
+                Some(Some(Socket::Stream { out, pending, .. })) if !out.is_empty() && !*pending => {
                     *pending = true;
                     true
                 }

@@ -12,8 +12,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -751,7 +751,14 @@ struct Shard {
     journal_waiters: HashMap<u64, SyncSender<Result<u64, StationError>>>,
     request_waiters: HashMap<u32, SyncSender<Result<Vec<u8>, StationError>>>,
     ready_io: VecDeque<(IoId, IoOutcome)>,
+    /// Buffers back from the reactor and from finished file writes, sorted by
+    /// [`Shard::keep_spares`] at the end of each cycle.
     recycled: Vec<Vec<u8>>,
+    /// Buffers kept for framing and file reads: at most [`SPARE_BUFFERS_MAX`] holding at most
+    /// [`SPARE_BYTES_MAX`] together.
+    spare: Vec<Vec<u8>>,
+    /// Capacity of the buffers in `spare`.
+    spare_bytes: usize,
     external_listeners: Vec<Box<dyn ExternalListener>>,
     /// The links of `links` that are [`LinkIo::External`], so the per-cycle work for them
     /// does not walk every link.
@@ -766,6 +773,15 @@ struct Shard {
 }
 
 const FRAME_LEN_MAX: u32 = PAYLOAD_LEN_MAX_PROTOCOL + 64;
+/// Spare buffers a shard keeps for framing and file reads.
+const SPARE_BUFFERS_MAX: usize = 1024;
+/// Total capacity of the spare buffers a shard keeps.
+const SPARE_BYTES_MAX: usize = 8 << 20;
+/// Buffers up to this capacity that do not fit the spares go back to the bus's frame pool;
+/// larger ones are freed. (The bus keeps up to 4,096 buffers whatever their size, so handing
+/// it every 64 KiB bulk buffer let a receiver's memory grow with the object: 256 MiB for a
+/// 1 GiB file.)
+const BUS_POOL_BUFFER_MAX: usize = 4096;
 const COMMANDS_PER_CYCLE: usize = 4096;
 
 impl Shard {
@@ -790,12 +806,43 @@ impl Shard {
             request_waiters: HashMap::new(),
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
+            spare: Vec::new(),
+            spare_bytes: 0,
             external_listeners: Vec::new(),
             external: Vec::new(),
             to_close: Vec::new(),
             parked: Arc::new(AtomicBool::new(false)),
             busy_poll: false,
             stop: false,
+        }
+    }
+
+    /// Sorts the buffers recycled this cycle: spares first (bounded), then small ones to the
+    /// bus's pool; what is left is freed, so memory stays bounded whatever the traffic.
+    fn keep_spares(&mut self) {
+        let mut recycled = std::mem::take(&mut self.recycled);
+        for buffer in recycled.drain(..) {
+            let capacity = buffer.capacity();
+            if self.spare.len() < SPARE_BUFFERS_MAX
+                && self.spare_bytes + capacity <= SPARE_BYTES_MAX
+            {
+                self.spare_bytes += capacity;
+                self.spare.push(buffer);
+            } else if capacity <= BUS_POOL_BUFFER_MAX {
+                self.bus.recycle(buffer);
+            }
+        }
+        self.recycled = recycled;
+    }
+
+    /// A spare buffer (empty, any capacity), or a new one.
+    fn take_spare(&mut self) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(buffer) => {
+                self.spare_bytes -= buffer.capacity();
+                buffer
+            }
+            None => Vec::new(),
         }
     }
 
@@ -927,9 +974,7 @@ impl Shard {
             self.run_io(reactor.as_mut());
             self.drain_events();
             reactor.reclaim(&mut self.recycled);
-            for buffer in self.recycled.drain(..) {
-                self.bus.recycle(buffer);
-            }
+            self.keep_spares();
             timeout = match report.pace {
                 _ if !self.ready_io.is_empty() || self.busy_poll => Some(StdDuration::ZERO),
                 Pace::Spin => Some(StdDuration::ZERO),
@@ -1225,13 +1270,13 @@ impl Shard {
     fn transmit(&mut self, reactor: &mut dyn Reactor) {
         while let Some(t) = self.bus.poll_transmit() {
             match self.links.get(&t.link) {
-                Some(LinkIo::Tcp { token, .. }) => {
-                    let mut framed = self.recycled.pop().unwrap_or_default();
+                Some(&LinkIo::Tcp { token, .. }) => {
+                    let mut framed = self.take_spare();
                     framed.clear();
                     framed.reserve(PREFIX_LEN + t.frame.len());
                     framed.extend_from_slice(&(t.frame.len() as u32).to_le_bytes());
                     framed.extend_from_slice(&t.frame);
-                    let _ = reactor.send_stream(*token, framed);
+                    let _ = reactor.send_stream(token, framed);
                     self.bus.recycle(t.frame);
                 }
                 Some(LinkIo::Udp { peer }) => {
@@ -1334,7 +1379,7 @@ impl Shard {
                         continue;
                     };
                     let tag = self.next_tag(FileWait::Read { io: id });
-                    let mut buffer = self.recycled.pop().unwrap_or_default();
+                    let mut buffer = self.take_spare();
                     buffer.clear();
                     buffer.resize(len as usize, 0);
                     reactor.file_read(fd, offset, buffer, tag);
