@@ -41,6 +41,8 @@ pub(crate) fn run(role: &str, args: &[String]) -> i32 {
         "raw-ping" => raw::ping(&args, &control),
         "raw-sink" => raw::sink(&args, &control),
         "raw-source" => raw::source(&args, &control),
+        "raw-file-recv" => raw::file_recv(&args, &control),
+        "raw-file-send" => raw::file_send(&args, &control),
         "raw-thread-rtt" => raw::thread_rtt(&args, &control),
         "raw-thread-tput" => raw::thread_tput(&args, &control),
         "tt-server" => tt::server(&args, &control),

@@ -499,3 +499,59 @@ pub(super) fn thread_tput(args: &Args, control: &Control) -> Result<(), String> 
     control.serve_until_closed(|_| None);
     Ok(())
 }
+
+/// `raw-file-recv --out PATH`: accepts one connection, writes everything it reads to PATH,
+/// `fdatasync`s at the end of the stream and prints `VAL <bytes> <seconds>` (from the first
+/// byte to durable).
+pub(super) fn file_recv(args: &Args, control: &Control) -> Result<(), String> {
+    let path = args.required("out")?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(err("bind"))?;
+    say(format!(
+        "READY {}",
+        listener.local_addr().map_err(err("addr"))?
+    ));
+    let Some(mut stream) = accept_one(&listener)? else {
+        return Ok(());
+    };
+    let mut file = std::fs::File::create(path).map_err(err("create"))?;
+    let mut buffer = vec![0u8; CHUNK];
+    let mut bytes = 0u64;
+    let mut first: Option<Instant> = None;
+    loop {
+        let n = stream.read(&mut buffer).map_err(err("read"))?;
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(Instant::now);
+        file.write_all(&buffer[..n]).map_err(err("write"))?;
+        bytes += n as u64;
+    }
+    file.sync_data().map_err(err("fdatasync"))?;
+    let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    say(format!("VAL {bytes} {secs}"));
+    control.serve_until_closed(|_| None);
+    Ok(())
+}
+
+/// `raw-file-send --peer ADDR --file PATH`: streams PATH to ADDR in 64 KiB reads and writes.
+pub(super) fn file_send(args: &Args, control: &Control) -> Result<(), String> {
+    let peer: SocketAddr = args
+        .required("peer")?
+        .parse()
+        .map_err(|e| format!("--peer: {e}"))?;
+    let mut file = std::fs::File::open(args.required("file")?).map_err(err("open"))?;
+    let mut stream = TcpStream::connect(peer).map_err(err("connect"))?;
+    let mut buffer = vec![0u8; CHUNK];
+    say("MARK start");
+    loop {
+        let n = file.read(&mut buffer).map_err(err("read"))?;
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buffer[..n]).map_err(err("send"))?;
+    }
+    drop(stream);
+    say("MARK end");
+    control.serve_until_closed(|_| None);
+    Ok(())
+}
