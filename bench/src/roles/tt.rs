@@ -74,11 +74,29 @@ impl Drop for TempDir {
 
 /// A builder for station `id` with the role's common settings (`--spin`), spooling in `dir`.
 fn builder(args: &Args, id: u32, dir: &TempDir) -> StationBuilder {
-    Station::builder()
-        .id(id)
-        .name(format!("bench-station-{id}"))
-        .spool_dir(&dir.0)
-        .busy_poll(args.flag("spin"))
+    tuned(
+        Station::builder()
+            .id(id)
+            .name(format!("bench-station-{id}"))
+            .spool_dir(&dir.0)
+            .busy_poll(args.flag("spin")),
+        args,
+    )
+}
+
+/// Applies the bus settings a scenario may change from their defaults: `--channel-window`
+/// and `--stream-queue` (both absent in the default figures).
+fn tuned(b: StationBuilder, args: &Args) -> StationBuilder {
+    let window: Option<u32> = args.0.get("channel-window").and_then(|v| v.parse().ok());
+    let queue: Option<usize> = args.0.get("stream-queue").and_then(|v| v.parse().ok());
+    b.configure(move |c| {
+        if let Some(window) = window {
+            c.channel_window = window;
+        }
+        if let Some(queue) = queue {
+            c.stream_queue_capacity = queue;
+        }
+    })
 }
 
 /// Adds the links of `--transport tcp|udp`, `--listen 1`, `--peer ADDR`, `--connections N`.
@@ -426,7 +444,9 @@ fn client_services(
             target,
             payload: data_payload,
             batch: args.num("batch", 512)?,
-            window: args.num("window", 16_384)?,
+            // Each group message takes one outbox slot per member: stay well inside the
+            // outbox (65,536 by default) whatever the group size.
+            window: args.num("window", 16_384)? / args.num::<u64>("sinks", 1)?.max(1),
             sinks: args.num("sinks", 1)?,
             sent: 0,
             credits: HashMap::new(),

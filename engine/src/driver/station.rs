@@ -929,7 +929,12 @@ impl Shard {
     fn run(mut self, mut reactor: Box<dyn Reactor>, inbox: Receiver<Command>) {
         let mut timeout = Some(StdDuration::ZERO);
         while !self.stop {
-            self.take_commands(&inbox);
+            if self.take_commands(&inbox) > 0 {
+                // What the commands queued is transmitted by this iteration's cycle, after
+                // the poll: the pace chosen before they arrived must not park the shard first
+                // (that held a request until the next timer, up to 100 ms).
+                timeout = Some(StdDuration::ZERO);
+            }
             if self.stop {
                 break;
             }
