@@ -161,9 +161,11 @@ pub(super) fn ping(args: &Args, control: &Control) -> Result<(), String> {
     let mut out = vec![0x5au8; size.max(1)];
     let mut back = vec![0u8; size.max(1)];
     let mut lost = 0u64;
+    // Kept open until the parent is done, so the echo process is still there to be measured.
+    let mut keep: Option<TcpStream> = None;
     match args.str("proto", "tcp") {
         "tcp" => {
-            let mut stream = TcpStream::connect(peer).map_err(err("connect"))?;
+            let stream = keep.insert(TcpStream::connect(peer).map_err(err("connect"))?);
             stream.set_nodelay(true).map_err(err("nodelay"))?;
             if busy {
                 stream.set_nonblocking(true).map_err(err("nonblocking"))?;
@@ -178,8 +180,8 @@ pub(super) fn ping(args: &Args, control: &Control) -> Result<(), String> {
                 }
                 out[0] = i as u8;
                 let t = Instant::now();
-                write_full(&mut stream, &out)?;
-                if !read_full(&mut stream, &mut back, t + ECHO_WAIT)? {
+                write_full(stream, &out)?;
+                if !read_full(stream, &mut back, t + ECHO_WAIT)? {
                     return Err("echo server closed or stalled".into());
                 }
                 if i >= warmup {
@@ -244,6 +246,7 @@ pub(super) fn ping(args: &Args, control: &Control) -> Result<(), String> {
     say(format!("VAL lost {lost}"));
     say(format!("LAT {}", Latency::of(&histogram).to_line()));
     control.serve_until_closed(|_| None);
+    drop(keep);
     Ok(())
 }
 

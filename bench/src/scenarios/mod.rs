@@ -711,28 +711,25 @@ fn stream_run(
     size: usize,
     subscribers: usize,
     slow_ns: u64,
+    stream_queue: Option<usize>,
 ) -> Result<(Vec<f64>, f64), String> {
-    let (mut streamer, addr) = spawn_ready(
-        run,
-        "publisher",
-        "tt-streamer",
-        &[
-            ("listen", "1".into()),
-            ("size", size.to_string()),
-            ("subscribers", subscribers.to_string()),
-        ],
-    )?;
-    let (subs, _) = spawn_ready(
-        run,
-        "subscribers",
-        "tt-subs",
-        &[
-            ("peer", addr),
-            ("count", subscribers.to_string()),
-            ("mode", "stream".into()),
-            ("slow-ns", slow_ns.to_string()),
-        ],
-    )?;
+    let mut publisher_args = vec![
+        ("listen", "1".to_owned()),
+        ("size", size.to_string()),
+        ("subscribers", subscribers.to_string()),
+    ];
+    let mut subscriber_args = vec![
+        ("count", subscribers.to_string()),
+        ("mode", "stream".into()),
+        ("slow-ns", slow_ns.to_string()),
+    ];
+    if let Some(queue) = stream_queue {
+        publisher_args.push(("stream-queue", queue.to_string()));
+        subscriber_args.push(("stream-queue", queue.to_string()));
+    }
+    let (mut streamer, addr) = spawn_ready(run, "publisher", "tt-streamer", &publisher_args)?;
+    subscriber_args.push(("peer", addr));
+    let (subs, _) = spawn_ready(run, "subscribers", "tt-subs", &subscriber_args)?;
     streamer.expect("SUBSCRIBED", START_WAIT)?;
     streamer.send("go")?;
     let mut children = vec![streamer, subs];
@@ -769,7 +766,7 @@ fn stream(run: &mut Run<'_>) -> Result<(), String> {
     raw_stream(run, true)?;
     for (size, label) in [(SMALL, "64B"), (KIB, "1KiB")] {
         let key = format!("stream_{label}_fps");
-        let (rates, published) = stream_run(run, &key, size, 1, 0)?;
+        let (rates, published) = stream_run(run, &key, size, 1, 0, None)?;
         let rate = rates[0];
         eprintln!(
             "  {key}: {:.3} M frames/s delivered of {:.3} M/s published",
@@ -804,9 +801,22 @@ fn stream(run: &mut Run<'_>) -> Result<(), String> {
                 .with_baseline("raw_tcp_stream_bw");
         }
     }
+    // The default stream queue (64 frames per port) is far smaller than what one read brings
+    // in; show what a queue the size of the deliver budget changes.
+    let key = "stream_64B_fps_queue4096";
+    let (rates, _) = stream_run(run, key, SMALL, 1, 0, Some(4096))?;
+    eprintln!("  {key}: {:.3} M frames/s delivered", rates[0] / 1e6);
+    run.report
+        .add(
+            key,
+            rates[0],
+            Unit::MsgPerSec,
+            "the same with stream_queue_capacity = 4096 (default 64): not a default figure",
+        )
+        .with_baseline("stream_64B_fps");
     // Eight subscribers, all equal; then subscriber 0 is 10× slower than the others' rate.
     let key = "stream_8sub_64B_fps";
-    let (rates, _) = stream_run(run, key, SMALL, 8, 0)?;
+    let (rates, _) = stream_run(run, key, SMALL, 8, 0, None)?;
     let equal = median(&rates[1..]);
     eprintln!("  {key}: {:.3} M frames/s per subscriber", equal / 1e6);
     run.report.add(
@@ -821,7 +831,7 @@ fn stream(run: &mut Run<'_>) -> Result<(), String> {
         100_000
     };
     let key = "stream_8sub_slow_64B_fps";
-    let (rates, _) = stream_run(run, key, SMALL, 8, slow_ns)?;
+    let (rates, _) = stream_run(run, key, SMALL, 8, slow_ns, None)?;
     let others = median(&rates[1..]);
     eprintln!(
         "  {key}: {:.3} M frames/s per fast subscriber, slow one {:.3} M/s",

@@ -532,6 +532,11 @@ impl Reactor for PollReactor {
                 Some(t) => t.as_millis().min(i32::MAX as u128) as i32,
             }
         };
+        if timeout_ms == 0 && self.sockets.len() == self.free.len() {
+            // No socket is registered (a station with only external links): a non-blocking
+            // epoll_wait could only report the waker, which a non-parked shard does not need.
+            return Ok(count);
+        }
         // SAFETY: valid epoll fd; the events buffer is live and its length is passed.
         let n = unsafe {
             libc::epoll_wait(

@@ -879,10 +879,10 @@ impl Shard {
         for link in accepted {
             self.add_external(link);
         }
+        let now = self.clock.now();
         let mut i = 0;
         while i < self.external.len() {
             let id = self.external[i];
-            let now = self.clock.now();
             let Some(LinkIo::External(link)) = self.links.get_mut(&id) else {
                 i += 1;
                 continue;
@@ -951,8 +951,11 @@ impl Shard {
             }
             // Events are handled as the reactor reports them, straight from its buffers.
             let mut to_close = std::mem::take(&mut self.to_close);
+            // The clock is read once per poll, at its first event.
+            let mut arrived: Option<Instant> = None;
             let result = reactor.poll(timeout, &mut |event| {
-                self.handle_event(event, &mut to_close);
+                let now = *arrived.get_or_insert_with(|| self.clock.now());
+                self.handle_event(event, now, &mut to_close);
             });
             if blocking {
                 self.parked.store(false, Ordering::Relaxed);
@@ -968,9 +971,11 @@ impl Shard {
                 );
                 break;
             }
-            while let Some((io, outcome)) = self.ready_io.pop_front() {
+            if !self.ready_io.is_empty() {
                 let now = self.now();
-                self.bus.handle_io(now, io, outcome);
+                while let Some((io, outcome)) = self.ready_io.pop_front() {
+                    self.bus.handle_io(now, io, outcome);
+                }
             }
             let now = self.now();
             let report = self.bus.cycle(now);
@@ -1012,9 +1017,13 @@ impl Shard {
 
     /// Handles up to [`COMMANDS_PER_CYCLE`] queued commands; returns how many.
     fn take_commands(&mut self, inbox: &Receiver<Command>) -> usize {
+        let mut now = None;
         for taken in 0..COMMANDS_PER_CYCLE {
             match inbox.try_recv() {
-                Ok(command) => self.handle_command(command),
+                Ok(command) => {
+                    let now = *now.get_or_insert_with(|| self.clock.now());
+                    self.handle_command(command, now);
+                }
                 Err(mpsc::TryRecvError::Empty) => return taken,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     self.stop = true;
@@ -1025,8 +1034,7 @@ impl Shard {
         COMMANDS_PER_CYCLE
     }
 
-    fn handle_command(&mut self, command: Command) {
-        let now = self.now();
+    fn handle_command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Send(message, waiter, id) => {
                 let ack = message.ack;
@@ -1153,6 +1161,9 @@ impl Shard {
     }
 
     fn start_reconnects(&mut self, reactor: &mut dyn Reactor) {
+        if self.reconnects.is_empty() {
+            return;
+        }
         let now = StdInstant::now();
         let mut i = 0;
         while i < self.reconnects.len() {
@@ -1195,8 +1206,7 @@ impl Shard {
 
     /// Handles one reactor event; sockets to close are pushed on `to_close` (the reactor is
     /// busy reporting events).
-    fn handle_event(&mut self, event: IoEvent<'_>, to_close: &mut Vec<Token>) {
-        let now = self.now();
+    fn handle_event(&mut self, event: IoEvent<'_>, now: Instant, to_close: &mut Vec<Token>) {
         match event {
             IoEvent::Accepted { stream, .. } => self.add_tcp_link(stream, None),
             IoEvent::Connected { stream } => {
