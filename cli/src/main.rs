@@ -1,7 +1,8 @@
 //! The `tamtam` command.
 //!
 //! `tamtam demo` runs two stations on loopback and checks all three lanes; it needs no
-//! configuration and no external server.
+//! configuration and no external server. `tamtam bench` measures TamTam next to raw
+//! baselines (see `bench/RESULTS.md`).
 
 use std::process::ExitCode;
 
@@ -32,9 +33,30 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Measure TamTam on this machine: every scenario (fast-lane latency and throughput,
+    /// fan-out, bulk, streams, scale) beside raw baselines measured in the same run, with
+    /// ratios and targets. Prints a table and `RESULT <key> <value> <unit>` lines.
+    Bench {
+        /// Every scenario in under a minute (fewer samples, shorter windows).
+        #[arg(long)]
+        quick: bool,
+        /// Tiny sizes, only to prove every scenario works.
+        #[arg(long, hide = true)]
+        smoke: bool,
+        /// Print the results as JSON instead of the table and RESULT lines.
+        #[arg(long)]
+        json: bool,
+        /// Run only this scenario: raw, fast-rtt, fast-tput, fanout, bulk, stream, scale.
+        #[arg(long)]
+        scenario: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
+    // `tamtam bench` re-executes this binary for its child processes.
+    if let Some(code) = tamtam_bench::child_main() {
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo {
@@ -46,6 +68,26 @@ fn main() -> ExitCode {
             frames,
             quiet,
         }),
+        Command::Bench {
+            quick,
+            smoke,
+            json,
+            scenario,
+        } => {
+            let profile = if smoke {
+                tamtam_bench::Profile::Smoke
+            } else if quick {
+                tamtam_bench::Profile::Quick
+            } else {
+                tamtam_bench::Profile::Full
+            };
+            tamtam_bench::run(&tamtam_bench::Options {
+                profile,
+                scenario,
+                json,
+            })
+            .map(|_| ())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

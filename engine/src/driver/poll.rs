@@ -29,11 +29,15 @@ enum Socket {
         queued: usize,
         connecting: bool,
         want_write: bool,
+        /// In [`PollReactor::pending`].
+        pending: bool,
     },
     Udp {
         socket: UdpSocket,
         out: VecDeque<(SocketAddr, Vec<u8>)>,
         want_write: bool,
+        /// In [`PollReactor::pending`].
+        pending: bool,
     },
 }
 
@@ -55,6 +59,11 @@ pub struct PollReactor {
     connected: VecDeque<Token>,
     closed: VecDeque<(Token, Option<io::Error>)>,
     done: Vec<Vec<u8>>,
+    /// Sockets with queued output, flushed at the next poll (instead of scanning every socket
+    /// each poll). May hold stale tokens; each socket's `pending` flag is the truth.
+    pending: Vec<Token>,
+    /// Spare vector swapped with `pending` while flushing.
+    flushing: Vec<Token>,
 }
 
 impl PollReactor {
@@ -77,6 +86,8 @@ impl PollReactor {
             connected: VecDeque::new(),
             closed: VecDeque::new(),
             done: Vec::new(),
+            pending: Vec::new(),
+            flushing: Vec::new(),
         };
         reactor.ctl(
             libc::EPOLL_CTL_ADD,
@@ -365,6 +376,7 @@ impl Reactor for PollReactor {
                 queued: 0,
                 connecting: true,
                 want_write: true,
+                pending: false,
             },
             READ_EVENTS | libc::EPOLLOUT as u32,
         )?;
@@ -380,6 +392,7 @@ impl Reactor for PollReactor {
                 socket,
                 out: VecDeque::new(),
                 want_write: false,
+                pending: false,
             },
             READ_EVENTS,
         )?;
@@ -388,9 +401,18 @@ impl Reactor for PollReactor {
 
     fn send_stream(&mut self, stream: Token, bytes: Vec<u8>) -> io::Result<()> {
         match self.sockets.get_mut(stream as usize) {
-            Some(Some(Socket::Stream { out, queued, .. })) => {
+            Some(Some(Socket::Stream {
+                out,
+                queued,
+                pending,
+                ..
+            })) => {
                 *queued += bytes.len();
                 out.push_back(bytes);
+                if !*pending {
+                    *pending = true;
+                    self.pending.push(stream);
+                }
                 Ok(())
             }
             _ => Err(io::Error::from(ErrorKind::NotConnected)),
@@ -404,8 +426,12 @@ impl Reactor for PollReactor {
         datagram: Vec<u8>,
     ) -> io::Result<()> {
         match self.sockets.get_mut(socket as usize) {
-            Some(Some(Socket::Udp { out, .. })) => {
+            Some(Some(Socket::Udp { out, pending, .. })) => {
                 out.push_back((to, datagram));
+                if !*pending {
+                    *pending = true;
+                    self.pending.push(socket);
+                }
                 Ok(())
             }
             _ => Err(io::Error::from(ErrorKind::NotConnected)),
@@ -444,26 +470,51 @@ impl Reactor for PollReactor {
         timeout: Option<Duration>,
         on_event: &mut dyn FnMut(IoEvent<'_>),
     ) -> io::Result<usize> {
-        // Submit: flush every socket with queued output.
-        let with_output: Vec<Token> = self
-            .sockets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                Some(Socket::Stream {
-                    out,
-                    connecting: false,
+        // Submit: flush every socket with queued output (those still blocked, or still
+        // connecting, stay listed for the next poll).
+        let mut flushing = std::mem::replace(&mut self.pending, std::mem::take(&mut self.flushing));
+        for &token in &flushing {
+            let ready = match self.sockets.get_mut(token as usize) {
+                Some(Some(Socket::Stream {
+                    pending: pending @ true,
+                    connecting,
                     ..
-                }) if !out.is_empty() => Some(i as Token),
-                Some(Socket::Udp { out, .. }) if !out.is_empty() => Some(i as Token),
-                _ => None,
-            })
-            .collect();
-        for token in with_output {
-            if let Err(e) = self.flush(token) {
-                self.close_with(token, Some(e));
+                })) => {
+                    *pending = false;
+                    !*connecting
+                }
+                Some(Some(Socket::Udp {
+                    pending: pending @ true,
+                    ..
+                })) => {
+                    *pending = false;
+                    true
+                }
+                _ => continue,
+            };
+            if ready {
+                if let Err(e) = self.flush(token) {
+                    self.close_with(token, Some(e));
+                    continue;
+                }
+            }
+            let still = match self.sockets.get_mut(token as usize) {
+                Some(Some(Socket::Stream { out, pending, .. })) if !out.is_empty() && !*pending => {
+                    *pending = true;
+                    true
+                }
+                Some(Some(Socket::Udp { out, pending, .. })) if !out.is_empty() && !*pending => {
+                    *pending = true;
+                    true
+                }
+                _ => false,
+            };
+            if still {
+                self.pending.push(token);
             }
         }
+        flushing.clear();
+        self.flushing = flushing;
         let mut count = self.run_file_ops(on_event);
         while let Some(stream) = self.connected.pop_front() {
             on_event(IoEvent::Connected { stream });
@@ -481,6 +532,11 @@ impl Reactor for PollReactor {
                 Some(t) => t.as_millis().min(i32::MAX as u128) as i32,
             }
         };
+        if timeout_ms == 0 && self.sockets.len() == self.free.len() {
+            // No socket is registered (a station with only external links): a non-blocking
+            // epoll_wait could only report the waker, which a non-parked shard does not need.
+            return Ok(count);
+        }
         // SAFETY: valid epoll fd; the events buffer is live and its length is passed.
         let n = unsafe {
             libc::epoll_wait(
@@ -597,6 +653,7 @@ impl PollReactor {
                         queued: 0,
                         connecting: false,
                         want_write: false,
+                        pending: false,
                     };
                     if let Ok(stream) = self.insert(new, READ_EVENTS) {
                         on_event(IoEvent::Accepted {

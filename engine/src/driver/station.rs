@@ -12,6 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -112,6 +113,9 @@ enum Command {
         destination: u32,
         port: u16,
         path: PathBuf,
+        source: File,
+        len: u64,
+        crc: u32,
         progress: Arc<Mutex<Option<Progress>>>,
         done: SyncSender<Result<u64, StationError>>,
     },
@@ -149,6 +153,7 @@ pub struct StationBuilder {
     external_links: Vec<Box<dyn ExternalLink>>,
     external_listeners: Vec<Box<dyn ExternalListener>>,
     cores: usize,
+    busy_poll: bool,
 }
 
 impl StationBuilder {
@@ -274,6 +279,14 @@ impl StationBuilder {
         self
     }
 
+    /// With `true`, the shard never yields or parks between cycles, whatever the
+    /// Orchestrator's pace says: it busy-polls its links, for the lowest latency at the price
+    /// of a whole core. Default `false` (adaptive: spin while busy, then yield, then park).
+    pub fn busy_poll(mut self, busy_poll: bool) -> Self {
+        self.busy_poll = busy_poll;
+        self
+    }
+
     /// Starts the station. Errors say what is wrong and what to do.
     pub fn build(self) -> Result<Station, StationError> {
         let StationBuilder {
@@ -295,6 +308,7 @@ impl StationBuilder {
             external_links,
             external_listeners,
             cores,
+            busy_poll,
         } = self;
         let spool_dir = spool_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("tamtam-spool-{}", config.station_id))
@@ -463,9 +477,11 @@ impl StationBuilder {
             Vec::new()
         };
         let mut handles = Vec::with_capacity(shards.len());
-        for (k, (shard, reactor)) in shards.into_iter().zip(reactors).enumerate() {
+        for (k, (mut shard, reactor)) in shards.into_iter().zip(reactors).enumerate() {
             let (commands, inbox) = mpsc::channel();
             let waker = reactor.waker();
+            shard.busy_poll = busy_poll;
+            let parked = shard.parked.clone();
             let core = (!core_ids.is_empty()).then(|| core_ids[k % core_ids.len()]);
             let thread_name = match (&name, k) {
                 (n, 0) if !n.is_empty() => n.clone(),
@@ -487,6 +503,7 @@ impl StationBuilder {
             handles.push(ShardHandle {
                 commands,
                 waker,
+                parked,
                 thread: Some(thread),
             });
         }
@@ -506,6 +523,9 @@ const SHARD_RING_CAPACITY: usize = 8192;
 struct ShardHandle {
     commands: Sender<Command>,
     waker: Waker,
+    /// Set by the shard while it may block in the reactor: only then does a command need
+    /// the doorbell (an eventfd write, and a read on the shard's side).
+    parked: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -589,6 +609,7 @@ impl Station {
             external_links: Vec::new(),
             external_listeners: Vec::new(),
             cores: 1,
+            busy_poll: false,
         }
     }
 
@@ -622,7 +643,12 @@ impl Station {
             .commands
             .send(command)
             .map_err(|_| StationError::Stopped)?;
-        handle.waker.wake();
+        // Pairs with the fence in `Shard::run` before it parks: either the shard sees this
+        // command when it checks the queue after raising `parked`, or we see `parked` here.
+        fence(Ordering::SeqCst);
+        if handle.parked.load(Ordering::Relaxed) {
+            handle.waker.wake();
+        }
         Ok(())
     }
 
@@ -700,13 +726,29 @@ impl Station {
     ) -> Result<BulkHandle, StationError> {
         let progress = Arc::new(Mutex::new(None));
         let (tx, rx) = mpsc::sync_channel(1);
-        self.command(Command::Bulk {
-            destination,
-            port,
-            path: path.as_ref().to_path_buf(),
-            progress: progress.clone(),
-            done: tx,
-        })?;
+        let path = path.as_ref().to_path_buf();
+        // The offer carries the object's CRC32C. Reading the whole file for it happens here,
+        // on the caller's thread, so the shard never stalls on it.
+        let opened = File::open(&path).and_then(|file| {
+            let len = file.metadata()?.len();
+            let crc = crc_of_file(&file, len)?;
+            Ok((file, len, crc))
+        });
+        match opened {
+            Ok((source, len, crc)) => self.command(Command::Bulk {
+                destination,
+                port,
+                path,
+                source,
+                len,
+                crc,
+                progress: progress.clone(),
+                done: tx,
+            })?,
+            Err(source) => {
+                let _ = tx.try_send(Err(StationError::File { path, source }));
+            }
+        }
         Ok(BulkHandle { progress, done: rx })
     }
 
@@ -849,14 +891,39 @@ struct Shard {
     journal_waiters: HashMap<u64, SyncSender<Result<u64, StationError>>>,
     request_waiters: HashMap<u32, SyncSender<Result<Vec<u8>, StationError>>>,
     ready_io: VecDeque<(IoId, IoOutcome)>,
+    /// Buffers back from the reactor and from finished file writes, sorted by
+    /// [`Shard::keep_spares`] at the end of each cycle.
     recycled: Vec<Vec<u8>>,
+    /// Buffers kept for framing and file reads: at most [`SPARE_BUFFERS_MAX`] holding at most
+    /// [`SPARE_BYTES_MAX`] together.
+    spare: Vec<Vec<u8>>,
+    /// Capacity of the buffers in `spare`.
+    spare_bytes: usize,
     external_listeners: Vec<Box<dyn ExternalListener>>,
     /// Rings from sibling shards, with the link each arrives on.
     shard_inputs: Vec<(LinkId, rtrb::Consumer<Vec<u8>>)>,
+    /// The links of `links` that are [`LinkIo::External`], so the per-cycle work for them
+    /// does not walk every link.
+    external: Vec<LinkId>,
+    /// Sockets the reactor must close after the events of this poll.
+    to_close: Vec<Token>,
+    /// Raised while the shard may block in the reactor (see [`Station::command`]).
+    parked: Arc<AtomicBool>,
+    /// Never yield or park (see [`StationBuilder::busy_poll`]).
+    busy_poll: bool,
     stop: bool,
 }
 
 const FRAME_LEN_MAX: u32 = PAYLOAD_LEN_MAX_PROTOCOL + 64;
+/// Spare buffers a shard keeps for framing and file reads.
+const SPARE_BUFFERS_MAX: usize = 1024;
+/// Total capacity of the spare buffers a shard keeps.
+const SPARE_BYTES_MAX: usize = 8 << 20;
+/// Buffers up to this capacity that do not fit the spares go back to the bus's frame pool;
+/// larger ones are freed. (The bus keeps up to 4,096 buffers whatever their size, so handing
+/// it every 64 KiB bulk buffer let a receiver's memory grow with the object: 256 MiB for a
+/// 1 GiB file.)
+const BUS_POOL_BUFFER_MAX: usize = 4096;
 const COMMANDS_PER_CYCLE: usize = 4096;
 
 impl Shard {
@@ -881,19 +948,64 @@ impl Shard {
             request_waiters: HashMap::new(),
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
+            spare: Vec::new(),
+            spare_bytes: 0,
             external_listeners: Vec::new(),
             shard_inputs: Vec::new(),
+            external: Vec::new(),
+            to_close: Vec::new(),
+            parked: Arc::new(AtomicBool::new(false)),
+            busy_poll: false,
             stop: false,
+        }
+    }
+
+    /// Sorts the buffers recycled this cycle: spares first (bounded), then small ones to the
+    /// bus's pool; what is left is freed, so memory stays bounded whatever the traffic.
+    fn keep_spares(&mut self) {
+        let mut recycled = std::mem::take(&mut self.recycled);
+        for buffer in recycled.drain(..) {
+            let capacity = buffer.capacity();
+            if self.spare.len() < SPARE_BUFFERS_MAX
+                && self.spare_bytes + capacity <= SPARE_BYTES_MAX
+            {
+                self.spare_bytes += capacity;
+                self.spare.push(buffer);
+            } else if capacity <= BUS_POOL_BUFFER_MAX {
+                self.bus.recycle(buffer);
+            }
+        }
+        self.recycled = recycled;
+    }
+
+    /// A spare buffer (empty, any capacity), or a new one.
+    fn take_spare(&mut self) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(buffer) => {
+                self.spare_bytes -= buffer.capacity();
+                buffer
+            }
+            None => Vec::new(),
         }
     }
 
     fn add_external(&mut self, link: Box<dyn ExternalLink>) {
         let id = self.bus.add_link(self.clock.now());
         self.links.insert(id, LinkIo::External(link));
+        self.external.push(id);
+    }
+
+    fn remove_external(&mut self, id: LinkId) {
+        self.links.remove(&id);
+        self.external.retain(|&e| e != id);
+        self.bus.remove_link(id);
     }
 
     /// Accepts from external listeners and drains external links into the bus.
     fn poll_external(&mut self) {
+        if self.external_listeners.is_empty() && self.external.is_empty() {
+            return;
+        }
         let mut accepted = Vec::new();
         for listener in &mut self.external_listeners {
             for _ in 0..16 {
@@ -910,24 +1022,22 @@ impl Shard {
         for link in accepted {
             self.add_external(link);
         }
-        let ids: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| matches!(l, LinkIo::External(_)))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
-            let now = self.clock.now();
+        let now = self.clock.now();
+        let mut i = 0;
+        while i < self.external.len() {
+            let id = self.external[i];
             let Some(LinkIo::External(link)) = self.links.get_mut(&id) else {
+                i += 1;
                 continue;
             };
             let bus = &mut self.bus;
             let result = link.poll_recv(1024, &mut |frame| bus.handle_frame(now, id, frame));
             if let Err(e) = result {
                 eprintln!("tamtam: link {} closed: {e}", link.describe());
-                self.links.remove(&id);
-                self.bus.remove_link(id);
+                self.remove_external(id);
+                continue;
             }
+            i += 1;
         }
     }
 
@@ -946,11 +1056,7 @@ impl Shard {
     }
 
     fn has_external(&self) -> bool {
-        !self.external_listeners.is_empty()
-            || self
-                .links
-                .values()
-                .any(|l| matches!(l, LinkIo::External(_)))
+        !self.external_listeners.is_empty() || !self.external.is_empty()
     }
 
     fn restore(&mut self, state: OutboxState) {
@@ -980,15 +1086,42 @@ impl Shard {
     fn run(mut self, mut reactor: Box<dyn Reactor>, inbox: Receiver<Command>) {
         let mut timeout = Some(StdDuration::ZERO);
         while !self.stop {
-            self.take_commands(&inbox);
+            if self.take_commands(&inbox) > 0 {
+                // What the commands queued is transmitted by this iteration's cycle, after
+                // the poll: the pace chosen before they arrived must not park the shard first
+                // (that held a request until the next timer, up to 100 ms).
+                timeout = Some(StdDuration::ZERO);
+            }
             if self.stop {
                 break;
             }
             self.start_reconnects(reactor.as_mut());
             self.poll_external();
             self.poll_shards();
-            let mut events = Vec::new();
-            let result = reactor.poll(timeout, &mut |event| events.push(OwnedEvent::from(event)));
+            let blocking = timeout.is_some_and(|t| !t.is_zero());
+            if blocking {
+                // See `Station::command`: announce the park, then look at the queue once more.
+                self.parked.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if self.take_commands(&inbox) > 0 || self.stop {
+                    timeout = Some(StdDuration::ZERO);
+                }
+            }
+            // Events are handled as the reactor reports them, straight from its buffers.
+            let mut to_close = std::mem::take(&mut self.to_close);
+            // The clock is read once per poll, at its first event.
+            let mut arrived: Option<Instant> = None;
+            let result = reactor.poll(timeout, &mut |event| {
+                let now = *arrived.get_or_insert_with(|| self.clock.now());
+                self.handle_event(event, now, &mut to_close);
+            });
+            if blocking {
+                self.parked.store(false, Ordering::Relaxed);
+            }
+            for token in to_close.drain(..) {
+                reactor.close(token);
+            }
+            self.to_close = to_close;
             if let Err(e) = result {
                 eprintln!(
                     "tamtam station {}: reactor failed: {e}",
@@ -996,12 +1129,11 @@ impl Shard {
                 );
                 break;
             }
-            for event in events {
-                self.handle_event(reactor.as_mut(), event);
-            }
-            while let Some((io, outcome)) = self.ready_io.pop_front() {
+            if !self.ready_io.is_empty() {
                 let now = self.now();
-                self.bus.handle_io(now, io, outcome);
+                while let Some((io, outcome)) = self.ready_io.pop_front() {
+                    self.bus.handle_io(now, io, outcome);
+                }
             }
             let now = self.now();
             let report = self.bus.cycle(now);
@@ -1010,11 +1142,9 @@ impl Shard {
             self.run_io(reactor.as_mut());
             self.drain_events();
             reactor.reclaim(&mut self.recycled);
-            for buffer in self.recycled.drain(..) {
-                self.bus.recycle(buffer);
-            }
+            self.keep_spares();
             timeout = match report.pace {
-                _ if !self.ready_io.is_empty() => Some(StdDuration::ZERO),
+                _ if !self.ready_io.is_empty() || self.busy_poll => Some(StdDuration::ZERO),
                 Pace::Spin => Some(StdDuration::ZERO),
                 Pace::Yield => {
                     std::thread::yield_now();
@@ -1043,21 +1173,26 @@ impl Shard {
         self.spool.close_all();
     }
 
-    fn take_commands(&mut self, inbox: &Receiver<Command>) {
-        for _ in 0..COMMANDS_PER_CYCLE {
+    /// Handles up to [`COMMANDS_PER_CYCLE`] queued commands; returns how many.
+    fn take_commands(&mut self, inbox: &Receiver<Command>) -> usize {
+        let mut now = None;
+        for taken in 0..COMMANDS_PER_CYCLE {
             match inbox.try_recv() {
-                Ok(command) => self.handle_command(command),
-                Err(mpsc::TryRecvError::Empty) => return,
+                Ok(command) => {
+                    let now = *now.get_or_insert_with(|| self.clock.now());
+                    self.handle_command(command, now);
+                }
+                Err(mpsc::TryRecvError::Empty) => return taken,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     self.stop = true;
-                    return;
+                    return taken;
                 }
             }
         }
+        COMMANDS_PER_CYCLE
     }
 
-    fn handle_command(&mut self, command: Command) {
-        let now = self.now();
+    fn handle_command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Send(message, waiter, id) => {
                 let ack = message.ack;
@@ -1104,9 +1239,12 @@ impl Shard {
                 destination,
                 port,
                 path,
+                source,
+                len,
+                crc,
                 progress,
                 done,
-            } => match self.start_bulk(now, destination, port, &path) {
+            } => match self.start_bulk(now, destination, port, &path, source, len, crc) {
                 Ok((transfer, source)) => {
                     self.sources.insert(
                         transfer,
@@ -1159,21 +1297,17 @@ impl Shard {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_bulk(
         &mut self,
         now: Instant,
         destination: u32,
         port: u16,
         path: &Path,
+        file: File,
+        len: u64,
+        crc: u32,
     ) -> Result<(u64, File), StationError> {
-        let file_error = |source| StationError::File {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(file_error)?;
-        let len = file.metadata().map_err(file_error)?.len();
-        // The offer carries the object's CRC32C; compute it once, streaming.
-        let crc = crc_of_file(&file, len).map_err(file_error)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1185,6 +1319,9 @@ impl Shard {
     }
 
     fn start_reconnects(&mut self, reactor: &mut dyn Reactor) {
+        if self.reconnects.is_empty() {
+            return;
+        }
         let now = StdInstant::now();
         let mut i = 0;
         while i < self.reconnects.len() {
@@ -1225,20 +1362,21 @@ impl Shard {
         self.by_token.insert(token, link);
     }
 
-    fn handle_event(&mut self, reactor: &mut dyn Reactor, event: OwnedEvent) {
-        let now = self.now();
+    /// Handles one reactor event; sockets to close are pushed on `to_close` (the reactor is
+    /// busy reporting events).
+    fn handle_event(&mut self, event: IoEvent<'_>, now: Instant, to_close: &mut Vec<Token>) {
         match event {
-            OwnedEvent::Accepted { stream, .. } => self.add_tcp_link(stream, None),
-            OwnedEvent::Connected { stream } => {
+            IoEvent::Accepted { stream, .. } => self.add_tcp_link(stream, None),
+            IoEvent::Connected { stream } => {
                 if let Some((addr, _)) = self.connecting.remove(&stream) {
                     self.add_tcp_link(stream, Some(addr));
                 }
             }
-            OwnedEvent::Data { stream, bytes } => {
+            IoEvent::Data { stream, bytes } => {
                 let Some(&link) = self.by_token.get(&stream) else {
                     return;
                 };
-                let mut rest: &[u8] = &bytes;
+                let mut rest: &[u8] = bytes;
                 let mut failed = false;
                 while !rest.is_empty() && !failed {
                     let Some(LinkIo::Tcp { decoder, .. }) = self.links.get_mut(&link) else {
@@ -1267,24 +1405,24 @@ impl Shard {
                     }
                 }
                 if failed {
-                    reactor.close(stream);
-                    self.drop_link(link, reactor);
+                    to_close.push(stream);
+                    self.drop_link(link);
                 }
             }
-            OwnedEvent::Datagram { from, bytes, .. } => {
+            IoEvent::Datagram { from, bytes, .. } => {
                 let link = self.open_udp_link(from);
-                self.bus.handle_frame(now, link, &bytes);
+                self.bus.handle_frame(now, link, bytes);
             }
-            OwnedEvent::Closed { stream, .. } => {
+            IoEvent::Closed { stream, .. } => {
                 if let Some((addr, attempt)) = self.connecting.remove(&stream) {
                     self.schedule_reconnect(addr, attempt + 1);
                     return;
                 }
                 if let Some(link) = self.by_token.get(&stream).copied() {
-                    self.drop_link(link, reactor);
+                    self.drop_link(link);
                 }
             }
-            OwnedEvent::File {
+            IoEvent::File {
                 tag,
                 result,
                 buffer,
@@ -1292,7 +1430,7 @@ impl Shard {
         }
     }
 
-    fn drop_link(&mut self, link: LinkId, _reactor: &mut dyn Reactor) {
+    fn drop_link(&mut self, link: LinkId) {
         self.bus.remove_link(link);
         if let Some(LinkIo::Tcp { token, addr, .. }) = self.links.remove(&link) {
             self.by_token.remove(&token);
@@ -1305,13 +1443,13 @@ impl Shard {
     fn transmit(&mut self, reactor: &mut dyn Reactor) {
         while let Some(t) = self.bus.poll_transmit() {
             match self.links.get(&t.link) {
-                Some(LinkIo::Tcp { token, .. }) => {
-                    let mut framed = self.recycled.pop().unwrap_or_default();
+                Some(&LinkIo::Tcp { token, .. }) => {
+                    let mut framed = self.take_spare();
                     framed.clear();
                     framed.reserve(PREFIX_LEN + t.frame.len());
                     framed.extend_from_slice(&(t.frame.len() as u32).to_le_bytes());
                     framed.extend_from_slice(&t.frame);
-                    let _ = reactor.send_stream(*token, framed);
+                    let _ = reactor.send_stream(token, framed);
                     self.bus.recycle(t.frame);
                 }
                 Some(LinkIo::Udp { peer }) => {
@@ -1334,26 +1472,24 @@ impl Shard {
                         _ => false,
                     };
                     if failed {
-                        self.links.remove(&t.link);
-                        self.bus.remove_link(t.link);
+                        self.remove_external(t.link);
                     }
                     self.bus.recycle(t.frame);
                 }
                 None => self.bus.recycle(t.frame),
             }
         }
-        let mut dead = Vec::new();
-        for (&id, link) in &mut self.links {
-            if let LinkIo::External(link) = link {
+        let mut i = 0;
+        while i < self.external.len() {
+            let id = self.external[i];
+            if let Some(LinkIo::External(link)) = self.links.get_mut(&id) {
                 if let Err(e) = link.flush() {
                     eprintln!("tamtam: link {} closed: {e}", link.describe());
-                    dead.push(id);
+                    self.remove_external(id);
+                    continue;
                 }
             }
-        }
-        for id in dead {
-            self.links.remove(&id);
-            self.bus.remove_link(id);
+            i += 1;
         }
     }
 
@@ -1425,7 +1561,7 @@ impl Shard {
                         continue;
                     };
                     let tag = self.next_tag(FileWait::Read { io: id });
-                    let mut buffer = self.recycled.pop().unwrap_or_default();
+                    let mut buffer = self.take_spare();
                     buffer.clear();
                     buffer.resize(len as usize, 0);
                     reactor.file_read(fd, offset, buffer, tag);
@@ -1576,60 +1712,6 @@ fn crc_of_file(file: &File, len: u64) -> io::Result<u32> {
         offset += n as u64;
     }
     Ok(crc)
-}
-
-/// An [`IoEvent`] with its bytes copied out of the reactor's buffer, so the shard can handle
-/// it with mutable access to everything.
-enum OwnedEvent {
-    Accepted {
-        stream: Token,
-    },
-    Connected {
-        stream: Token,
-    },
-    Data {
-        stream: Token,
-        bytes: Vec<u8>,
-    },
-    Datagram {
-        from: SocketAddr,
-        bytes: Vec<u8>,
-    },
-    Closed {
-        stream: Token,
-    },
-    File {
-        tag: u64,
-        result: io::Result<usize>,
-        buffer: Vec<u8>,
-    },
-}
-
-impl From<IoEvent<'_>> for OwnedEvent {
-    fn from(event: IoEvent<'_>) -> OwnedEvent {
-        match event {
-            IoEvent::Accepted { stream, .. } => OwnedEvent::Accepted { stream },
-            IoEvent::Connected { stream } => OwnedEvent::Connected { stream },
-            IoEvent::Data { stream, bytes } => OwnedEvent::Data {
-                stream,
-                bytes: bytes.to_vec(),
-            },
-            IoEvent::Datagram { from, bytes, .. } => OwnedEvent::Datagram {
-                from,
-                bytes: bytes.to_vec(),
-            },
-            IoEvent::Closed { stream, .. } => OwnedEvent::Closed { stream },
-            IoEvent::File {
-                tag,
-                result,
-                buffer,
-            } => OwnedEvent::File {
-                tag,
-                result,
-                buffer,
-            },
-        }
-    }
 }
 
 #[allow(dead_code)]
