@@ -524,6 +524,15 @@ impl Checker {
                 format!("stream frame {key:?} delivered with lifetime 0"),
             );
         }
+        if h.recipient_port != PORT_STREAM || !self.serves(station, PORT_STREAM) {
+            self.fail(
+                now,
+                format!(
+                    "stream frame {key:?} delivered at station {me} port {}, not a subscriber",
+                    h.recipient_port
+                ),
+            );
+        }
         let sender = h.sender_id as usize - 1;
         let life = u64::from(self.configs[sender].stream_lifetime);
         // The frame's age in cycles: of the stations that held it, from `stream_send` on.
@@ -711,6 +720,19 @@ impl Checker {
             );
             return;
         };
+        if !self
+            .bulk_ops
+            .iter()
+            .any(|op| op.name == object.name && op.dest == me && op.sender == object.sender)
+        {
+            self.fail(
+                now,
+                format!(
+                    "station {me} received object {} from station {}, which never sent it there",
+                    object.name, object.sender
+                ),
+            );
+        }
         let ok = disk
             .spool
             .get(&object.spool_key)
