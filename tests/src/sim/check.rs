@@ -1052,8 +1052,8 @@ impl Checker {
     /// Checks the trace of a traced op delivered to `dest`: when `strict` (the packet lived in
     /// the fault-free phase and no frame was dropped) the collector's route starts at the
     /// sender, follows links of the graph and ends at the destination, visiting nothing else,
-    /// in as many hops as the shortest path; otherwise only that every hop it names is a link
-    /// of the graph.
+    /// and when also `stable` (no neighbour was declared dead meanwhile) in as many hops as
+    /// the shortest path; otherwise only that every hop it names is a link of the graph.
     pub fn check_trace(
         &mut self,
         now: u64,
@@ -1061,9 +1061,10 @@ impl Checker {
         op: &Op,
         dest: u32,
         strict: bool,
+        stable: bool,
     ) {
         let edges = std::mem::take(&mut self.edges);
-        self.check_trace_on(now, collector, op, dest, strict, &edges);
+        self.check_trace_on(now, collector, op, (dest, strict, stable), &edges);
         self.edges = edges;
     }
 
@@ -1072,8 +1073,7 @@ impl Checker {
         now: u64,
         collector: &TraceCollector,
         op: &Op,
-        dest: u32,
-        strict: bool,
+        (dest, strict, stable): (u32, bool, bool),
         edges: &[(usize, usize)],
     ) {
         let distance =
@@ -1117,7 +1117,7 @@ impl Checker {
         let nodes: Vec<u32> = route.iter().map(|h| h.node).collect();
         let chain_ok = nodes.first() == Some(&op.sender)
             && nodes.last() == Some(&dest)
-            && nodes.len() as u32 == distance + 1
+            && (!stable || nodes.len() as u32 == distance + 1)
             && route.windows(2).all(|w| w[0].next_hop == Some(w[1].node));
         // The destination reported the packet's arrival (its later reports may be cut off by
         // the collector's per-flow bound when many retries were reported before).
