@@ -1611,8 +1611,8 @@ impl Bus {
     /// A message keeps its channel sequence unless it moves: the unreachable server may have
     /// delivered it already (its ACK lost), and only the sequence lets that server recognise
     /// a retransmission. Re-sequencing it on the same channel made the server deliver it twice
-    /// (simulator seeds 3 and 4). For the same reason a message that was transmitted moves at
-    /// most once: moving back to a server that may hold it would deliver it twice there.
+    /// (simulator seed 2). For the same reason a message that was transmitted moves at most
+    /// once: moving back to a server that may hold it delivered it twice there (seed 99).
     fn reroute_services(&mut self) {
         let unreachable: Vec<u32> = self
             .channels
@@ -3576,7 +3576,7 @@ fn acked_bytes(t: &OutTransfer) -> u64 {
 fn next_unsent(t: &OutTransfer) -> Option<u32> {
     // Missing segments from the cursor to the end, then from the start up to the cursor; each
     // missing segment is looked at once, so the scan ends even when every missing segment is
-    // in flight (simulator seed 5 looped forever here: the old scan restarted from 0 whenever
+    // in flight (simulator seed 25 looped forever here: the old scan restarted from 0 whenever
     // nothing was missing after the cursor, and never passed an in-flight hole below it).
     let cursor = t.cursor.min(t.offer.segment_count);
     let mut from = cursor;

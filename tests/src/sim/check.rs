@@ -542,6 +542,15 @@ impl Checker {
                 format!("stream frame {key:?} delivered with lifetime 0"),
             );
         }
+        if h.recipient_port != PORT_STREAM || !self.serves(station, PORT_STREAM) {
+            self.fail(
+                now,
+                format!(
+                    "stream frame {key:?} delivered at station {me} port {}, not a subscriber",
+                    h.recipient_port
+                ),
+            );
+        }
         let life = self.stream_life(h.sender_id, h.request_id, h.sequence);
         // The frame's age in cycles: of the stations that held it, from `stream_send` on.
         let age = if h.sender_id == me {
@@ -729,6 +738,19 @@ impl Checker {
             );
             return;
         };
+        if !self
+            .bulk_ops
+            .iter()
+            .any(|op| op.name == object.name && op.dest == me && op.sender == object.sender)
+        {
+            self.fail(
+                now,
+                format!(
+                    "station {me} received object {} from station {}, which never sent it there",
+                    object.name, object.sender
+                ),
+            );
+        }
         let ok = disk
             .spool
             .get(&object.spool_key)
@@ -1048,8 +1070,8 @@ impl Checker {
     /// Checks the trace of a traced op delivered to `dest`: when `strict` (the packet lived in
     /// the fault-free phase and no frame was dropped) the collector's route starts at the
     /// sender, follows links of the graph and ends at the destination, visiting nothing else,
-    /// in as many hops as the shortest path; otherwise only that every hop it names is a link
-    /// of the graph.
+    /// and when also `stable` (no neighbour was declared dead meanwhile) in as many hops as
+    /// the shortest path; otherwise only that every hop it names is a link of the graph.
     pub fn check_trace(
         &mut self,
         now: u64,
@@ -1057,9 +1079,10 @@ impl Checker {
         op: &Op,
         dest: u32,
         strict: bool,
+        stable: bool,
     ) {
         let edges = std::mem::take(&mut self.edges);
-        self.check_trace_on(now, collector, op, dest, strict, &edges);
+        self.check_trace_on(now, collector, op, (dest, strict, stable), &edges);
         self.edges = edges;
     }
 
@@ -1068,8 +1091,7 @@ impl Checker {
         now: u64,
         collector: &TraceCollector,
         op: &Op,
-        dest: u32,
-        strict: bool,
+        (dest, strict, stable): (u32, bool, bool),
         edges: &[(usize, usize)],
     ) {
         let distance =
@@ -1113,7 +1135,7 @@ impl Checker {
         let nodes: Vec<u32> = route.iter().map(|h| h.node).collect();
         let chain_ok = nodes.first() == Some(&op.sender)
             && nodes.last() == Some(&dest)
-            && nodes.len() as u32 == distance + 1
+            && (!stable || nodes.len() as u32 == distance + 1)
             && route.windows(2).all(|w| w[0].next_hop == Some(w[1].node));
         // The destination reported the packet's arrival (its later reports may be cut off by
         // the collector's per-flow bound when many retries were reported before).

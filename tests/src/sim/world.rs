@@ -113,6 +113,9 @@ pub struct Sim {
     trace_dropped_at_check: Option<u64>,
     deadline: u64,
     drain_added: bool,
+    /// A station declared a neighbour dead after `trace_check_from` (timers that do not fit
+    /// together across stations can make a quiet link look dead): routes were not stable.
+    unstable: bool,
 }
 
 impl Sim {
@@ -199,6 +202,7 @@ impl Sim {
             trace_dropped_at_check: None,
             deadline: params.deadline,
             drain_added: false,
+            unstable: false,
             params,
         };
         for i in 0..n {
@@ -457,8 +461,9 @@ impl Sim {
         for op in ops {
             let dest = op.acked_by[0];
             let strict = clean && op.sent_at >= self.params.trace_check_from;
+            let stable = strict && !self.unstable;
             self.checker
-                .check_trace(self.now, traces, &op, dest, strict);
+                .check_trace(self.now, traces, &op, dest, strict, stable);
         }
     }
 
@@ -702,6 +707,11 @@ impl Sim {
         // reports it).
         while let Some(event) = bus.poll_event() {
             self.log(|| format!("station {me} event {event:?}"));
+            if matches!(event, tamtam_engine::core::Event::PeerDown { .. })
+                && now >= self.params.trace_check_from
+            {
+                self.unstable = true;
+            }
             self.checker.on_event(i, now, &event, &self.disks);
         }
 
@@ -719,11 +729,25 @@ impl Sim {
                 .on_bulk_received(me, now, object, &self.disks[i]);
         }
 
-        // 7. Queue bounds.
+        // 7. Every link knows the station at its other end (or nobody yet).
+        for (&link, &edge) in &self.stations[i].edge_of_link {
+            let (a, b) = self.params.edges[edge];
+            let other = if a == i { b } else { a } as u32 + 1;
+            if let Some(peer) = bus.link_peer(link) {
+                if peer != other {
+                    self.checker.violations.push(format!(
+                        "t={:.3}ms: station {me} believes link {link} leads to station {peer}; it leads to station {other}",
+                        now as f64 / MS as f64
+                    ));
+                }
+            }
+        }
+
+        // 8. Queue bounds.
         let gauges = bus.gauges();
         self.checker.check_gauges(i, now, &gauges);
 
-        // 8. Frames to send.
+        // 9. Frames to send.
         let faulty = self.params.faulty_at(now);
         let mut recipients = Vec::new();
         while let Some(t) = bus.poll_transmit() {
@@ -777,7 +801,7 @@ impl Sim {
             self.checker.check_batch(i, now, &recipients);
         }
 
-        // 9. I/O requests.
+        // 10. I/O requests.
         let disk = &self.params.stations[i].disk;
         while let Some(request) = bus.poll_io() {
             let fails = |rng: &mut Rng, per_10k: u64| faulty && rng.chance(per_10k, 10_000);
@@ -808,7 +832,7 @@ impl Sim {
             });
         }
 
-        // 10. Sleep until the next thing to do.
+        // 11. Sleep until the next thing to do.
         let base = now + self.period(i);
         let mut wake = match bus.poll_timeout() {
             Some(t) if t.as_nanos() > now => base.max(t.as_nanos()),
