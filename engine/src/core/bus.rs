@@ -2986,7 +2986,19 @@ impl Bus {
         };
         let sender = header.sender_id;
         let key = spool_key(sender, &offer);
+        let active = self
+            .in_transfers
+            .values()
+            .filter(|t| !matches!(t.state, InState::Complete | InState::Failed))
+            .count();
         if let Some(t) = self.in_transfers.get_mut(&key) {
+            if t.state == InState::Failed && active >= self.config.transfers_max {
+                // Reopening a failed transfer makes it active again: it needs room like a
+                // new one. Reopening regardless let more than `transfers_max` transfers be
+                // active at once (simulator seed 1021831, full scale).
+                self.busy_offer(header, active);
+                return;
+            }
             t.transfer = header.request_id;
             t.map_due = true;
             t.touched_at = self.now;
@@ -3023,26 +3035,8 @@ impl Bus {
             self.send_nack(header, Reason::TooLarge);
             return;
         }
-        let active = self
-            .in_transfers
-            .values()
-            .filter(|t| !matches!(t.state, InState::Complete | InState::Failed))
-            .count();
         if active >= self.config.transfers_max {
-            self.stats.busy_sent += 1;
-            let reply = self.bulk_header(
-                PacketType::Busy,
-                sender,
-                header.request_id,
-                header.sender_port,
-            );
-            let busy = Busy {
-                seq: 0,
-                queue_depth: active as u32,
-            }
-            .encode();
-            self.control_out
-                .push_back((ControlTarget::Station(sender), reply, busy));
+            self.busy_offer(header, active);
             return;
         }
         self.evict_finished_transfers();
@@ -3074,6 +3068,25 @@ impl Bus {
             segment_len: seg_len,
             segment_count: count,
         });
+    }
+
+    /// Answers an offer BUSY: `active` transfers already use every slot.
+    fn busy_offer(&mut self, header: &Header, active: usize) {
+        self.stats.busy_sent += 1;
+        let sender = header.sender_id;
+        let reply = self.bulk_header(
+            PacketType::Busy,
+            sender,
+            header.request_id,
+            header.sender_port,
+        );
+        let busy = Busy {
+            seq: 0,
+            queue_depth: active as u32,
+        }
+        .encode();
+        self.control_out
+            .push_back((ControlTarget::Station(sender), reply, busy));
     }
 
     fn evict_finished_transfers(&mut self) {
