@@ -76,6 +76,11 @@ const REGRESSION_SEEDS: &[(u64, Scale, &str)] = &[
         Scale::Quick,
         "a restarted station never learned its link was alive: the neighbour kept it busy, so never sent a heartbeat",
     ),
+    (
+        1021831,
+        Scale::Full,
+        "a re-offered failed transfer reopened without a free slot: more than transfers_max active",
+    ),
 ];
 
 /// Longest a seed may run in wall time before it counts as hung (a core loop that never

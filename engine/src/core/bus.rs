@@ -3272,7 +3272,19 @@ impl Bus {
         };
         let sender = header.sender_id;
         let key = spool_key(sender, &offer);
+        let active = self
+            .in_transfers
+            .values()
+            .filter(|t| !matches!(t.state, InState::Complete | InState::Failed))
+            .count();
         if let Some(t) = self.in_transfers.get_mut(&key) {
+            if t.state == InState::Failed && active >= self.config.transfers_max {
+                // Reopening a failed transfer makes it active again: it needs room like a
+                // new one. Reopening regardless let more than `transfers_max` transfers be
+                // active at once (simulator seed 1021831, full scale).
+                self.busy_offer(header, active, as_id);
+                return;
+            }
             t.transfer = header.request_id;
             t.map_due = true;
             t.touched_at = self.now;
@@ -3309,26 +3321,8 @@ impl Bus {
             self.send_nack(header, Reason::TooLarge, as_id);
             return;
         }
-        let active = self
-            .in_transfers
-            .values()
-            .filter(|t| !matches!(t.state, InState::Complete | InState::Failed))
-            .count();
         if active >= self.config.transfers_max {
-            self.stats.busy_sent += 1;
-            let reply = self.bulk_header(
-                PacketType::Busy,
-                sender,
-                header.request_id,
-                header.sender_port,
-                as_id,
-            );
-            let busy = Busy {
-                seq: 0,
-                queue_depth: active as u32,
-            }
-            .encode();
-            self.push_control((ControlTarget::Station(sender), reply, busy));
+            self.busy_offer(header, active, as_id);
             return;
         }
         self.evict_finished_transfers();
@@ -3361,6 +3355,25 @@ impl Bus {
             segment_len: seg_len,
             segment_count: count,
         });
+    }
+
+    /// Answers an offer BUSY: `active` transfers already use every slot.
+    fn busy_offer(&mut self, header: &Header, active: usize, as_id: u32) {
+        self.stats.busy_sent += 1;
+        let sender = header.sender_id;
+        let reply = self.bulk_header(
+            PacketType::Busy,
+            sender,
+            header.request_id,
+            header.sender_port,
+            as_id,
+        );
+        let busy = Busy {
+            seq: 0,
+            queue_depth: active as u32,
+        }
+        .encode();
+        self.push_control((ControlTarget::Station(sender), reply, busy));
     }
 
     fn evict_finished_transfers(&mut self) {
