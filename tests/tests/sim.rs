@@ -10,10 +10,16 @@
 //! one seed from `TAMTAM_SEED`; `sim_regressions` reruns every seed that once found a bug.
 //!
 //! ```text
-//! cargo nextest run -p tamtam-tests                               # the suite (1,024 seeds)
+//! cargo nextest run --workspace                                   # includes the suite (1,024 seeds)
 //! TAMTAM_SEED=42 TAMTAM_SIM_LOG=1 cargo nextest run -p tamtam-tests sim_replay --no-capture
-//! TAMTAM_SIM_SEEDS=100000 cargo nextest run -p tamtam-tests --release --run-ignored only sim_many --no-capture
+//! TAMTAM_SEED=1021831 TAMTAM_SIM_SCALE=full cargo nextest run -p tamtam-tests sim_replay --no-capture
+//! TAMTAM_SIM_SEEDS=100000 TAMTAM_SIM_MINUTES=180 \
+//!     cargo nextest run -p tamtam-tests --release --run-ignored only sim_many --no-capture
 //! ```
+//!
+//! `sim_many` starts at seed 1,000,000 (`TAMTAM_SIM_FIRST`), runs every fourth seed at full
+//! scale (`TAMTAM_SIM_SCALE=quick|full` forces one), on every core (`TAMTAM_SIM_THREADS`).
+//! Every seed runs under a 120 s watchdog, so a core loop that never ends fails, not hangs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +27,7 @@ use std::time::Instant;
 
 use tamtam_tests::sim::{self, Scale};
 
-/// Seeds per suite test; `SUITE_TESTS × SEEDS_PER_TEST` seeds in all.
+/// Seeds per suite test; the eight `sim_seeds_*` tests run 8 × 128 = 1,024 seeds in all.
 const SEEDS_PER_TEST: u64 = 128;
 
 /// Seeds that once broke an invariant, with what they found. Each is rerun exactly.

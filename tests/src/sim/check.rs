@@ -1068,10 +1068,10 @@ impl Checker {
     }
 
     /// Checks the trace of a traced op delivered to `dest`: when `strict` (the packet lived in
-    /// the fault-free phase and no frame was dropped) the collector's route starts at the
-    /// sender, follows links of the graph and ends at the destination, visiting nothing else,
-    /// and when also `stable` (no neighbour was declared dead meanwhile) in as many hops as
-    /// the shortest path; otherwise only that every hop it names is a link of the graph.
+    /// the fault-free phase and no frame was dropped) the collector's route leads from the
+    /// sender over links of the graph to the destination, and when also `stable` (no
+    /// neighbour was declared dead meanwhile) it visits nothing else, in as many hops as the
+    /// shortest path; otherwise only that every hop it names is a link of the graph.
     pub fn check_trace(
         &mut self,
         now: u64,
@@ -1132,11 +1132,23 @@ impl Checker {
             return;
         }
         self.counts.traces_checked += 1;
-        let nodes: Vec<u32> = route.iter().map(|h| h.node).collect();
-        let chain_ok = nodes.first() == Some(&op.sender)
-            && nodes.last() == Some(&dest)
-            && (!stable || nodes.len() as u32 == distance + 1)
-            && route.windows(2).all(|w| w[0].next_hop == Some(w[1].node));
+        // The chain: from the sender, follow each hop's (last) next hop. Off the chain, a
+        // station may have carried an earlier copy along another route; only a stable
+        // topology rules that out.
+        let mut chain = vec![op.sender];
+        let mut at = op.sender;
+        while let Some(next) = route
+            .iter()
+            .find(|h| h.node == at)
+            .and_then(|h| h.next_hop)
+            .filter(|&n| n != at && !chain.contains(&n))
+        {
+            chain.push(next);
+            at = next;
+        }
+        let chain_ok = chain.last() == Some(&dest)
+            && route.iter().any(|h| h.node == dest)
+            && (!stable || (route.len() == chain.len() && chain.len() as u32 == distance + 1));
         // The destination reported the packet's arrival (its later reports may be cut off by
         // the collector's per-flow bound when many retries were reported before).
         let events_ok = route.last().is_some_and(|h| {
