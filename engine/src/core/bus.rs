@@ -49,6 +49,10 @@ pub type LinkId = u32;
 /// The pseudo-link frames to this station itself travel on.
 pub const LOOPBACK: LinkId = u32::MAX;
 
+/// The smallest frame size a link may declare (see [`Bus::set_link_frame_len_max`]): IPv4's
+/// 576-byte minimum datagram less its IP and UDP headers.
+pub const LINK_FRAME_LEN_MIN: usize = 548;
+
 /// Epochs (incarnations) of one sender whose receive windows are kept.
 const EPOCHS_KEPT: usize = 8;
 /// Events queued at most; more are dropped and counted.
@@ -379,6 +383,8 @@ struct Link {
     last_sent: Instant,
     queued: usize,
     alive: bool,
+    /// Largest frame the link carries in one piece (a UDP link: the path MTU's datagram).
+    frame_len_max: usize,
 }
 
 #[derive(Debug)]
@@ -717,10 +723,22 @@ impl Bus {
                 last_sent: now,
                 queued: 0,
                 alive: false,
+                frame_len_max: usize::MAX,
             },
         );
         self.queue_heartbeat(id);
         id
+    }
+
+    /// Sets the largest frame `link` carries in one piece (for a UDP link, the largest
+    /// datagram the path takes without IP fragmentation). Frames longer than this are not
+    /// handed to the link but counted in `frames_oversized`, and bulk transfers whose first
+    /// hop is this link cut their segments to fit (see `spec/model/SafariBus-v1.md`, "Link
+    /// frame size"). Values below [`LINK_FRAME_LEN_MIN`] are raised to it.
+    pub fn set_link_frame_len_max(&mut self, link: LinkId, len: usize) {
+        if let Some(state) = self.links.get_mut(&link) {
+            state.frame_len_max = len.max(LINK_FRAME_LEN_MIN);
+        }
     }
 
     /// Removes a link (closed or failed); its neighbour is down at once.
@@ -2223,6 +2241,23 @@ impl Bus {
         true
     }
 
+    /// The bulk segment length for a transfer to `destination`: the configured length, cut so
+    /// that a segmented frame fits the first hop's link.
+    fn path_segment_len(&self, destination: u32) -> u32 {
+        let configured = self.config.segment_len;
+        let Some(link) = self.next_hop_link(destination) else {
+            return configured;
+        };
+        let frame_max = self
+            .links
+            .get(&link)
+            .map_or(usize::MAX, |l| l.frame_len_max);
+        let fits = frame_max.saturating_sub(frame::SEGMENTED_HEADER_LEN);
+        configured
+            .min(u32::try_from(fits).unwrap_or(u32::MAX))
+            .max(1)
+    }
+
     fn next_hop_link(&self, destination: u32) -> Option<LinkId> {
         let route = self.topology.route(destination)?;
         self.neighbour_links.get(&route.next_hop).copied()
@@ -2251,6 +2286,11 @@ impl Bus {
             self.stats.no_route += 1;
             return false;
         };
+        if frame.len() > state.frame_len_max {
+            self.stats.frames_oversized += 1;
+            self.recycle(frame);
+            return false;
+        }
         if state.queued >= capacity {
             self.stats.link_queue_drops += 1;
             return false;
@@ -2981,6 +3021,21 @@ impl Bus {
                     if !due {
                         continue;
                     }
+                    if t.state == OutState::Offering && t.acked.count() == 0 {
+                        // No map yet: cut the segments to the path as it is now (a UDP
+                        // first hop carries smaller frames than TCP).
+                        let destination = t.destination;
+                        let fit = self.path_segment_len(destination);
+                        let t = self.out_transfers.get_mut(&id).expect("listed");
+                        if fit != t.offer.segment_len {
+                            if let Some(count) = BulkOffer::segments_for(t.offer.object_len, fit) {
+                                t.offer.segment_len = fit;
+                                t.offer.segment_count = count;
+                                t.acked = SegmentSet::new(count);
+                            }
+                        }
+                    }
+                    let t = self.out_transfers.get_mut(&id).expect("listed");
                     if t.offer_sent_at.is_some() {
                         t.stalls += 1;
                     }

@@ -113,6 +113,9 @@ stats! {
     /// Stream token caches forgotten to make room for a new stream (the stream heard from
     /// longest ago goes first); a late copy of that stream's frames is no longer recognised.
     stream_caches_evicted,
+    /// Frames not handed to a link because they exceed its frame size (a UDP link's path
+    /// MTU); bulk segments are cut to fit, so these are oversized fast or stream frames.
+    frames_oversized,
 }
 
 /// The Reporter's answer (port 2), decoded: every counter by name, then transfer progress as

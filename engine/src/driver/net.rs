@@ -104,3 +104,60 @@ pub fn socket_addr_from_bytes(bytes: &[u8]) -> Option<SocketAddr> {
         _ => None,
     }
 }
+
+/// The IP and UDP header bytes in front of a datagram's payload.
+fn ip_udp_overhead(peer: SocketAddr) -> usize {
+    if peer.is_ipv4() { 20 + 8 } else { 40 + 8 }
+}
+
+/// The largest UDP payload that reaches `peer` without IP fragmentation: the route's MTU as
+/// the kernel knows it (`IP_MTU` / `IPV6_MTU` on a socket connected to `peer`; that includes
+/// what path-MTU discovery learnt), less the IP and UDP headers, and never above the largest
+/// datagram UDP carries. Falls back to a 1,500-byte Ethernet MTU if the kernel cannot say.
+pub fn udp_payload_max(peer: SocketAddr) -> usize {
+    let overhead = ip_udp_overhead(peer);
+    let datagram_max = 65_535 - overhead;
+    let fallback = 1500 - overhead;
+    let Ok(socket) = std::net::UdpSocket::bind(if peer.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    }) else {
+        return fallback;
+    };
+    if socket.connect(peer).is_err() {
+        return fallback;
+    }
+    let (level, name) = if peer.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    };
+    let mut mtu: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `socket` is open for the call; `mtu` and `len` are valid for writes of an int.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            level,
+            name,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 || mtu <= 0 {
+        return fallback;
+    }
+    (mtu as usize).saturating_sub(overhead).min(datagram_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_path_takes_large_datagrams() {
+        // Loopback's MTU is 65,536: the payload is capped by UDP itself.
+        assert_eq!(udp_payload_max("127.0.0.1:9".parse().unwrap()), 65_535 - 28);
+    }
+}

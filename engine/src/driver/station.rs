@@ -1078,6 +1078,10 @@ impl Shard {
             return link;
         }
         let link = self.bus.add_link(self.clock.now());
+        // One frame per datagram: the bus keeps frames to what the path takes unfragmented,
+        // and cuts bulk segments to fit.
+        self.bus
+            .set_link_frame_len_max(link, super::net::udp_payload_max(peer));
         self.links.insert(link, LinkIo::Udp { peer });
         self.udp_links.insert(peer, link);
         link
