@@ -17,7 +17,7 @@
 //! is `spec/model/SafariBus-v1.md` and the specs next to it.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 
 use super::bulk::{
     InFlight, InState, InTransfer, IoFailure, IoId, IoOutcome, IoRequest, OutState, OutTransfer,
@@ -48,6 +48,29 @@ pub type LinkId = u32;
 
 /// The pseudo-link frames to this station itself travel on.
 pub const LOOPBACK: LinkId = u32::MAX;
+
+/// Payload buffers kept for reuse (received fast-lane payloads, ACK payloads, acknowledged
+/// messages' payloads), and the largest capacity kept: at most 1024 × 4 KiB = 4 MiB.
+const PAYLOAD_POOL_MAX: usize = 1024;
+const PAYLOAD_POOLED_CAPACITY_MAX: usize = 4096;
+
+/// Working buffers of the cycle, kept across cycles so that a steady state allocates nothing
+/// (they are cleared, never shrunk; each is bounded by the ports, channels or links it lists).
+#[derive(Default)]
+struct Scratch {
+    destinations: Vec<u32>,
+    recipients: Vec<u32>,
+    services_waiting: HashMap<u16, usize>,
+    per_service: HashMap<u16, usize>,
+    stopped: HashSet<u16>,
+    order: Vec<u16>,
+    rest: Vec<u16>,
+    per_port: HashMap<u16, usize>,
+    links: Vec<LinkId>,
+    emitted: Vec<Outgoing>,
+    acks: Vec<((u32, u32, u32), Vec<u32>)>,
+    ack_lists: Vec<Vec<u32>>,
+}
 
 /// The smallest frame size a link may declare (see [`Bus::set_link_frame_len_max`]): IPv4's
 /// 576-byte minimum datagram less its IP and UDP headers.
@@ -436,7 +459,12 @@ pub struct Bus {
     channel_cursor: u32,
 
     windows: HashMap<(u32, u32), SenderWindows>,
-    acks_due: BTreeMap<(u32, u32, u32), Vec<u32>>,
+    /// Sequences to acknowledge, per (sender, epoch, answering identity), in the order the
+    /// keys first came due this cycle; `acks_index` finds a key's entry.
+    acks_due: Vec<((u32, u32, u32), Vec<u32>)>,
+    acks_index: HashMap<(u32, u32, u32), usize>,
+    scratch: Scratch,
+    payload_pool: Vec<Vec<u8>>,
     control_out: VecDeque<(ControlTarget, Header, Vec<u8>)>,
     forward_out: VecDeque<(LinkId, Vec<u8>)>,
     loopback: VecDeque<Vec<u8>>,
@@ -511,7 +539,10 @@ impl Bus {
             timers: BinaryHeap::new(),
             channel_cursor: 0,
             windows: HashMap::new(),
-            acks_due: BTreeMap::new(),
+            acks_due: Vec::new(),
+            acks_index: HashMap::new(),
+            scratch: Scratch::default(),
+            payload_pool: Vec::new(),
             control_out: VecDeque::new(),
             forward_out: VecDeque::new(),
             loopback: VecDeque::new(),
@@ -1034,7 +1065,22 @@ impl Bus {
                 max: self.config.payload_len_max,
             });
         }
-        let (port, destinations) = self.resolve(&message)?;
+        let mut destinations = std::mem::take(&mut self.scratch.recipients);
+        destinations.clear();
+        let result = self
+            .resolve(&message, &mut destinations)
+            .and_then(|port| self.send_to(message, port, &destinations));
+        self.scratch.recipients = destinations;
+        result
+    }
+
+    /// `send` once the message's port and stations are resolved.
+    fn send_to(
+        &mut self,
+        message: Outgoing,
+        port: u16,
+        destinations: &[u32],
+    ) -> Result<u64, SendError> {
         let new_channels = destinations
             .iter()
             .filter(|d| !self.channels.contains_key(d))
@@ -1055,12 +1101,20 @@ impl Bus {
             Some(route) => route,
             None => self.next_route_id(),
         };
-        for destination in destinations {
+        let flags = message.flags();
+        let mut payload = Some(message.payload);
+        for (i, &destination) in destinations.iter().enumerate() {
+            // The last copy takes the caller's buffer; only group and broadcast sends copy.
+            let payload = if i + 1 == destinations.len() {
+                payload.take().unwrap_or_default()
+            } else {
+                payload.clone().unwrap_or_default()
+            };
             let header = Header {
                 lane: Lane::Fast,
                 packet_type: PacketType::Data,
                 recipient_kind: message.to.kind(),
-                flags: message.flags(),
+                flags,
                 sender_id: self.config.station_id,
                 recipient_id: destination,
                 recipient_port: port,
@@ -1076,7 +1130,7 @@ impl Bus {
             };
             let pending = Pending {
                 header,
-                payload: message.payload.clone(),
+                payload,
                 destination,
                 attempts: 0,
                 busy: 0,
@@ -1102,47 +1156,43 @@ impl Bus {
     }
 
     /// Which port and stations a message goes to.
-    fn resolve(&mut self, message: &Outgoing) -> Result<(u16, Vec<u32>), SendError> {
+    /// Which port a message goes to; its stations are pushed onto `out`.
+    fn resolve(&mut self, message: &Outgoing, out: &mut Vec<u32>) -> Result<u16, SendError> {
         let port = message.port;
         let me = self.config.station_id;
         match message.to {
-            Recipient::Station(station) => Ok((port, vec![station])),
+            Recipient::Station(station) => {
+                out.push(station);
+                Ok(port)
+            }
             Recipient::Service => {
                 if let Some(station) = self.pick_server(port) {
-                    return Ok((port, vec![station]));
+                    out.push(station);
+                    return Ok(port);
                 }
                 if PortClass::of(port) == PortClass::Language {
                     if let Some(fallback) = self.config.language_fallback {
                         if let Some(station) = self.pick_server(fallback) {
-                            return Ok((fallback, vec![station]));
+                            out.push(station);
+                            return Ok(fallback);
                         }
                     }
                 }
                 Err(SendError::NoServer { port })
             }
             Recipient::Group => {
-                let mut members: Vec<u32> = self
-                    .topology
-                    .members_of(port)
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect();
+                out.extend(self.topology.members_of(port).into_iter().map(|(id, _)| id));
                 if self.ports.get(&port).is_some_and(|p| p.grouped) {
-                    members.push(me);
+                    out.push(me);
                 }
-                Ok((port, members))
+                Ok(port)
             }
             Recipient::Broadcast => {
-                let mut servers: Vec<u32> = self
-                    .topology
-                    .servers_of(port)
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect();
+                out.extend(self.topology.servers_of(port).into_iter().map(|(id, _)| id));
                 if self.serves(port) {
-                    servers.push(me);
+                    out.push(me);
                 }
-                Ok((port, servers))
+                Ok(port)
             }
         }
     }
@@ -1548,8 +1598,10 @@ impl Bus {
         let now = self.now;
         let mut work = 0;
         // Dead-man detection and heartbeats.
-        let link_ids: Vec<LinkId> = self.links.keys().copied().collect();
-        for id in link_ids {
+        let mut link_ids = std::mem::take(&mut self.scratch.links);
+        link_ids.clear();
+        link_ids.extend(self.links.keys().copied());
+        for &id in &link_ids {
             let (dead, heartbeat) = {
                 let link = &self.links[&id];
                 (
@@ -1570,6 +1622,7 @@ impl Bus {
                 work += 1;
             }
         }
+        self.scratch.links = link_ids;
         // Discovery.
         if !self.topology.expire(now, self.config.advert_ttl).is_empty() {
             work += 1;
@@ -1766,28 +1819,28 @@ impl Bus {
     /// Role order: applications and translation ports (101+) first, rotating the starting
     /// port each cycle; then middleware (11–100); then system services (10 down to 3); then
     /// Reporter (2), Logger (1); the Orchestrator (0) always last. `spec/model/Cycle-v1.md`.
-    fn delivery_order(&self) -> Vec<u16> {
-        let ready: Vec<u16> = self
-            .ports
-            .iter()
-            .filter(|(_, s)| {
-                !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty()
-            })
-            .map(|(&p, _)| p)
-            .collect();
-        let (apps, rest): (Vec<u16>, Vec<u16>) = ready
-            .into_iter()
-            .partition(|&p| p > registry::MIDDLEWARE_LAST);
-        let split = apps.partition_point(|&p| p < self.deliver_cursor);
-        let mut order: Vec<u16> = apps[split..]
-            .iter()
-            .chain(&apps[..split])
-            .copied()
-            .collect();
-        let mut rest = rest;
+    /// The ports with something to deliver, in this cycle's order: application ports
+    /// round-robin from the cursor, then middleware and system ports, highest first. Filled
+    /// into `order` (cleared first).
+    fn delivery_order(&mut self, order: &mut Vec<u16>) {
+        order.clear();
+        let mut rest = std::mem::take(&mut self.scratch.rest);
+        rest.clear();
+        for (&port, state) in &self.ports {
+            if state.queue.is_empty() && state.streams.is_empty() && state.bulk_done.is_empty() {
+                continue;
+            }
+            if port > registry::MIDDLEWARE_LAST {
+                order.push(port);
+            } else {
+                rest.push(port);
+            }
+        }
+        let split = order.partition_point(|&p| p < self.deliver_cursor);
+        order.rotate_left(split);
         rest.sort_unstable_by(|a, b| b.cmp(a));
-        order.extend(rest);
-        order
+        order.extend_from_slice(&rest);
+        self.scratch.rest = rest;
     }
 
     fn deliver_phase(&mut self) -> (usize, bool) {
@@ -1795,8 +1848,10 @@ impl Bus {
         let quantum = self.config.consecutive_per_recipient_max as usize;
         let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
         let mut delivered = 0usize;
-        let mut per_port: BTreeMap<u16, usize> = BTreeMap::new();
-        let order = self.delivery_order();
+        let mut per_port = std::mem::take(&mut self.scratch.per_port);
+        per_port.clear();
+        let mut order = std::mem::take(&mut self.scratch.order);
+        self.delivery_order(&mut order);
         if let Some(&first) = order.first() {
             self.deliver_cursor = first.wrapping_add(1);
         }
@@ -1843,6 +1898,8 @@ impl Bus {
                 }
             }
         }
+        self.scratch.order = order;
+        self.scratch.per_port = per_port;
         let backlog = self
             .ports
             .values()
@@ -1873,7 +1930,7 @@ impl Bus {
             }
             return true;
         }
-        let (inbound, stream) = match state.streams.pop_front() {
+        let (mut inbound, stream) = match state.streams.pop_front() {
             Some(frame) => (frame, true),
             None => match state.queue.pop_front() {
                 Some(message) => (message, false),
@@ -1916,11 +1973,12 @@ impl Bus {
                     from: header.sender_id,
                     port,
                     route_id: header.route_id,
-                    payload: inbound.payload.clone(),
+                    payload: std::mem::take(&mut inbound.payload),
                 });
             }
             None => {}
         }
+        self.recycle_payload(std::mem::take(&mut inbound.payload));
         if let Some(event) = reply_event {
             self.push_event(event);
         }
@@ -1941,10 +1999,7 @@ impl Bus {
             }) {
                 window.deliver(seq);
             }
-            self.acks_due
-                .entry((sender, epoch, as_id))
-                .or_default()
-                .push(seq);
+            self.ack_due((sender, epoch, as_id), seq);
             if header.flags.contains(Flags::TRACE_REQUESTED) {
                 self.trace(&header, TraceEvent::Done, 0, 0, 0);
                 self.trace(&header, TraceEvent::AckSent, 0, 0, 0);
@@ -1986,12 +2041,14 @@ impl Bus {
 
     fn commit_phase(&mut self) -> (usize, bool) {
         // What handlers produced enters the bus now.
-        let emitted = std::mem::take(&mut self.emitted);
-        for message in emitted {
+        let mut emitted =
+            std::mem::replace(&mut self.emitted, std::mem::take(&mut self.scratch.emitted));
+        for message in emitted.drain(..) {
             if self.send(self.now, message).is_err() {
                 self.stats.emit_drops += 1;
             }
         }
+        self.scratch.emitted = emitted;
         self.queue_acks();
         self.queue_bulk_maps();
 
@@ -2007,6 +2064,7 @@ impl Bus {
             if self.emit(target, &header, &payload) {
                 sent += 1;
             }
+            self.recycle_payload(payload);
         }
         // Trace reports, best effort, inside the control reserve.
         while sent < budget {
@@ -2042,20 +2100,59 @@ impl Bus {
     }
 
     fn queue_acks(&mut self) {
-        let acks = std::mem::take(&mut self.acks_due);
-        for ((sender, epoch, as_id), seqs) in acks {
+        let mut acks =
+            std::mem::replace(&mut self.acks_due, std::mem::take(&mut self.scratch.acks));
+        self.acks_index.clear();
+        for ((sender, epoch, as_id), mut seqs) in acks.drain(..) {
             for chunk in seqs.chunks(ACK_SEQS_MAX) {
                 let header = Header {
                     sequence: epoch,
                     ..self.reply_header(Lane::Fast, PacketType::Ack, sender, as_id)
                 };
-                let payload = AckList {
-                    seqs: chunk.to_vec(),
-                }
-                .encode();
+                let mut payload = self.payload_pool.pop().unwrap_or_default();
+                payload.clear();
+                AckList::encode_into(chunk, &mut payload);
                 self.stats.acks_sent += 1;
                 self.push_control((ControlTarget::Station(sender), header, payload));
             }
+            seqs.clear();
+            if self.scratch.ack_lists.len() < PAYLOAD_POOL_MAX {
+                self.scratch.ack_lists.push(seqs);
+            }
+        }
+        self.scratch.acks = acks;
+    }
+
+    /// Notes that `seq` from the channel `key` = (sender, epoch, answering identity) is to be
+    /// acknowledged in this cycle's commit phase.
+    fn ack_due(&mut self, key: (u32, u32, u32), seq: u32) {
+        let index = match self.acks_index.get(&key) {
+            Some(&index) => index,
+            None => {
+                let list = self.scratch.ack_lists.pop().unwrap_or_default();
+                self.acks_due.push((key, list));
+                self.acks_index.insert(key, self.acks_due.len() - 1);
+                self.acks_due.len() - 1
+            }
+        };
+        self.acks_due[index].1.push(seq);
+    }
+
+    /// A buffer holding a copy of `bytes`, from the payload pool when it has one.
+    fn pooled_copy(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut buffer = self.payload_pool.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(bytes);
+        buffer
+    }
+
+    /// Gives a payload buffer back to the pool (small ones only, and a bounded number).
+    fn recycle_payload(&mut self, buffer: Vec<u8>) {
+        if self.payload_pool.len() < PAYLOAD_POOL_MAX
+            && buffer.capacity() <= PAYLOAD_POOLED_CAPACITY_MAX
+            && buffer.capacity() > 0
+        {
+            self.payload_pool.push(buffer);
         }
     }
 
@@ -2082,34 +2179,42 @@ impl Bus {
     fn transmit_fast(&mut self, budget: usize) -> usize {
         let quantum = self.config.consecutive_per_recipient_max as usize;
         let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
-        let mut per_service: BTreeMap<u16, usize> = BTreeMap::new();
-        let mut stopped: BTreeSet<u16> = BTreeSet::new();
         let mut sent = 0usize;
-        let mut destinations: Vec<u32> = self
-            .channels
-            .iter()
-            .filter(|(_, c)| !c.ready.is_empty() || !c.unreliable.is_empty())
-            .map(|(&d, _)| d)
-            .collect();
+        let mut destinations = std::mem::take(&mut self.scratch.destinations);
+        destinations.clear();
+        destinations.extend(
+            self.channels
+                .iter()
+                .filter(|(_, c)| !c.ready.is_empty() || !c.unreliable.is_empty())
+                .map(|(&d, _)| d),
+        );
         if destinations.is_empty() {
+            self.scratch.destinations = destinations;
             return 0;
         }
         let split = destinations.partition_point(|&d| d < self.channel_cursor);
         destinations.rotate_left(split);
         self.channel_cursor = destinations[0].wrapping_add(1);
+        // Frames ready per sending port, counted once per cycle and kept current as frames
+        // go (recounting every round made a large batch quadratic).
+        let mut waiting = std::mem::take(&mut self.scratch.services_waiting);
+        waiting.clear();
+        for c in destinations.iter().filter_map(|d| self.channels.get(d)) {
+            let ready = c.ready.iter().filter_map(|s| c.pending.get(s));
+            for port in ready
+                .map(|p| p.header.sender_port)
+                .chain(c.unreliable.iter().map(|(h, _)| h.sender_port))
+            {
+                *waiting.entry(port).or_default() += 1;
+            }
+        }
+        let mut per_service = std::mem::take(&mut self.scratch.per_service);
+        per_service.clear();
+        let mut stopped = std::mem::take(&mut self.scratch.stopped);
+        stopped.clear();
         let mut progress = true;
         while progress && sent < budget {
             progress = false;
-            let services_waiting: BTreeSet<u16> = destinations
-                .iter()
-                .filter_map(|d| self.channels.get(d))
-                .flat_map(|c| {
-                    c.ready
-                        .iter()
-                        .filter_map(|s| c.pending.get(s).map(|p| p.header.sender_port))
-                        .chain(c.unreliable.iter().map(|(h, _)| h.sender_port))
-                })
-                .collect();
             for &destination in &destinations {
                 let mut n = 0;
                 while n < quantum && sent < budget {
@@ -2117,9 +2222,7 @@ impl Bus {
                         break;
                     };
                     let used = per_service.get(&service).copied().unwrap_or(0);
-                    if stopped.contains(&service)
-                        || (services_waiting.len() > 1 && used >= share_cap)
-                    {
+                    if stopped.contains(&service) || (waiting.len() > 1 && used >= share_cap) {
                         stopped.insert(service);
                         break;
                     }
@@ -2127,12 +2230,22 @@ impl Bus {
                         break;
                     }
                     *per_service.entry(service).or_default() += 1;
+                    if let Some(left) = waiting.get_mut(&service) {
+                        *left -= 1;
+                        if *left == 0 {
+                            waiting.remove(&service);
+                        }
+                    }
                     n += 1;
                     sent += 1;
                 }
                 progress |= n > 0;
             }
         }
+        self.scratch.destinations = destinations;
+        self.scratch.services_waiting = waiting;
+        self.scratch.per_service = per_service;
+        self.scratch.stopped = stopped;
         sent
     }
 
@@ -2142,6 +2255,14 @@ impl Bus {
         let channel = self.channels.get_mut(&destination)?;
         if let Some((header, _)) = channel.unreliable.front() {
             return Some(header.sender_port);
+        }
+        // Sequences answered while queued for a resend are dropped here, not searched for
+        // when their answer comes.
+        while let Some(seq) = channel.ready.front() {
+            if channel.pending.contains_key(seq) {
+                break;
+            }
+            channel.ready.pop_front();
         }
         // Priority with aging: among the first ready messages, the one with the highest
         // priority plus waited time / aging_step goes first (ties: the oldest).
@@ -2634,10 +2755,7 @@ impl Bus {
             match window.classify(seq) {
                 Verdict::DeliveredBefore => {
                     self.stats.duplicates += 1;
-                    self.acks_due
-                        .entry((sender, epoch, as_id))
-                        .or_default()
-                        .push(seq);
+                    self.ack_due((sender, epoch, as_id), seq);
                     return;
                 }
                 Verdict::Queued => {
@@ -2695,9 +2813,11 @@ impl Bus {
             }
             return;
         }
+        let payload = self.pooled_copy(payload);
+        let state = self.ports.entry(port).or_default();
         state.queue.push_back(Inbound {
             header: *header,
-            payload: payload.to_vec(),
+            payload,
             received_at: self.now,
             ack: ack_required.then_some((sender, epoch, seq, as_id)),
             expires_cycle: 0,
@@ -2729,7 +2849,7 @@ impl Bus {
     }
 
     fn handle_ack(&mut self, header: &Header, payload: &[u8]) {
-        let Ok(acks) = AckList::decode(payload) else {
+        let Ok(seqs) = AckList::decode_seqs(payload) else {
             self.stats.control_malformed += 1;
             return;
         };
@@ -2737,7 +2857,7 @@ impl Bus {
             return; // An ACK for a channel of an earlier incarnation of this station.
         }
         let destination = header.sender_id;
-        for seq in acks.seqs {
+        for seq in seqs {
             self.resolve_acked(destination, seq);
         }
         self.admit_backlog(destination);
@@ -2752,7 +2872,9 @@ impl Bus {
         let Some(pending) = channel.pending.remove(&seq) else {
             return; // Stale or duplicate ACK: the message is finished already.
         };
-        channel.ready.retain(|&s| s != seq);
+        if pending.in_ready {
+            channel.ready.retain(|&s| s != seq);
+        }
         // Karn's rule: only unambiguous samples (one transmission) update the estimate.
         if pending.attempts == 1 {
             if let Some(sent) = pending.last_sent {
@@ -2771,6 +2893,7 @@ impl Bus {
             destination,
             from_port: pending.header.sender_port,
         });
+        self.recycle_payload(pending.payload);
     }
 
     fn handle_nack(&mut self, header: &Header, payload: &[u8]) {

@@ -169,25 +169,40 @@ pub struct AckList {
 impl AckList {
     /// Encodes the list.
     pub fn encode(&self) -> Vec<u8> {
-        debug_assert!(self.seqs.len() <= ACK_SEQS_MAX);
-        let mut w = Writer::default();
-        w.u16(self.seqs.len() as u16);
-        for &seq in &self.seqs {
-            w.u32(seq);
+        let mut out = Vec::new();
+        AckList::encode_into(&self.seqs, &mut out);
+        out
+    }
+
+    /// Appends the encoding of a list of `seqs` (at most [`ACK_SEQS_MAX`]) to `out`, without
+    /// building an `AckList`: the bus encodes its ACKs into reused buffers.
+    pub fn encode_into(seqs: &[u32], out: &mut Vec<u8>) {
+        debug_assert!(seqs.len() <= ACK_SEQS_MAX);
+        out.reserve(2 + 4 * seqs.len());
+        out.extend_from_slice(&(seqs.len() as u16).to_le_bytes());
+        for &seq in seqs {
+            out.extend_from_slice(&seq.to_le_bytes());
         }
-        w.bytes
     }
 
     /// Decodes and validates a list.
     pub fn decode(bytes: &[u8]) -> Result<AckList, ControlError> {
+        Ok(AckList {
+            seqs: AckList::decode_seqs(bytes)?.collect(),
+        })
+    }
+
+    /// Validates a list and returns its sequence numbers in order, without allocating.
+    pub fn decode_seqs(bytes: &[u8]) -> Result<impl Iterator<Item = u32> + '_, ControlError> {
         let mut r = Reader::new(bytes, "ack list");
         let count = r.count("ack list", ACK_SEQS_MAX)?;
-        let mut seqs = Vec::with_capacity(count);
         for _ in 0..count {
-            seqs.push(r.u32()?);
+            r.u32()?;
         }
         r.finish()?;
-        Ok(AckList { seqs })
+        Ok(bytes[2..2 + 4 * count]
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
     }
 }
 
