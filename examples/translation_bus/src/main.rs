@@ -250,13 +250,26 @@ fn run(command: Command) -> Result<(), String> {
                 spool_dir: None,
             })
             .map_err(|e| e.to_string())?;
-            // Discovery: wait for a server of the language; without one, the request goes to
-            // the AI fallback if that is known.
-            let until = Instant::now() + Duration::from_millis(discover_ms);
-            while Instant::now() < until {
+            // Discovery: wait for a server of the language. Without one, the request goes to
+            // the AI fallback, so then wait (as long again) until an AI server is known.
+            let known = |port: u16| -> Result<bool, String> {
                 let peers = asker.station().peers().map_err(|e| e.to_string())?;
-                if peers.iter().any(|(_, ports)| ports.contains(&port)) {
+                Ok(peers.iter().any(|(_, ports)| ports.contains(&port)))
+            };
+            let discover = Duration::from_millis(discover_ms);
+            let mut until = Instant::now() + discover;
+            let mut wanted = port;
+            loop {
+                if known(wanted)? {
                     break;
+                }
+                if Instant::now() >= until {
+                    if wanted == registry::AI_TRANSLATE {
+                        break;
+                    }
+                    wanted = registry::AI_TRANSLATE;
+                    until = Instant::now() + discover;
+                    continue;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
