@@ -299,7 +299,14 @@ fn run(command: Command) -> Result<(), String> {
                             let _ = writeln!(out);
                             streamed = false;
                         }
-                        eprintln!("translation_bus: server {lost:?} lost; asking again");
+                        match lost {
+                            Some(server) => {
+                                eprintln!("translation_bus: server {server} lost; asking again")
+                            }
+                            None => eprintln!(
+                                "translation_bus: no server took the request in time; asking again"
+                            ),
+                        }
                     }
                 })
                 .map_err(|e| e.to_string())?;

@@ -506,3 +506,60 @@ fn the_command_line_session_of_the_readme_works() {
     assert!(err.contains("unknown language code \"zz\""), "{err}");
     cleanup(&[150, 151, 152]);
 }
+
+/// Against real LibreTranslate and Ollama servers, named by `LIBRETRANSLATE_URL`,
+/// `OLLAMA_URL` and `OLLAMA_MODEL` (see the README for the command). Ignored by default: CI
+/// has no such servers.
+#[test]
+#[ignore = "needs real LibreTranslate and Ollama servers"]
+fn live_services() {
+    let env = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("set {name} to run the live test"))
+    };
+    let (libre_url, ollama_url, model) = (
+        env("LIBRETRANSLATE_URL"),
+        env("OLLAMA_URL"),
+        env("OLLAMA_MODEL"),
+    );
+    let client = asker(170);
+    let de = libre_server(171, &["de"], &libre_url, address(&client));
+    let ai = TranslationServer::start(ServerConfig {
+        station_id: 172,
+        ports: vec![AI_TRANSLATE],
+        backend: Backend::Ollama(Ollama::new(&ollama_url, &model, Duration::from_secs(300))),
+        listen: Vec::new(),
+        connect: vec![address(&client)],
+        workers: 1,
+        queue: 4,
+        spool_dir: Some(spool(172)),
+    })
+    .unwrap();
+    client.wait_for_servers(102, 1, WAIT).unwrap();
+    client.wait_for_servers(AI_TRANSLATE, 1, WAIT).unwrap();
+    let options = AskOptions {
+        source: "en".into(),
+        timeout: Duration::from_secs(300),
+        ..AskOptions::default()
+    };
+    let answer = client.ask("de", "Good morning", &options, |_| {}).unwrap();
+    eprintln!(
+        "de (LibreTranslate, station {}): {}",
+        answer.server, answer.text
+    );
+    assert!(!answer.text.trim().is_empty());
+    let mut pieces = Vec::new();
+    let answer = client
+        .ask("fr", "Good morning, how are you?", &options, |e| {
+            if let AskEvent::Partial(piece) = e {
+                pieces.push(piece.to_string());
+            }
+        })
+        .unwrap();
+    eprintln!("fr (Ollama, {} partials): {}", pieces.len(), answer.text);
+    assert_eq!(answer.port, AI_TRANSLATE);
+    assert_eq!(pieces.concat(), answer.text);
+    assert!(pieces.len() > 1, "the answer was not streamed");
+    de.shutdown();
+    ai.shutdown();
+    cleanup(&[170, 171, 172]);
+}

@@ -249,11 +249,12 @@ impl FakeOllama {
                 if !g.pass() {
                     return;
                 }
+                // Counted before it is written, so whoever sees the line sees the count.
+                w.fetch_add(1, Ordering::SeqCst);
                 let line = format!("{line}\n");
                 if write!(out, "{:x}\r\n{line}\r\n", line.len()).is_err() || out.flush().is_err() {
                     return;
                 }
-                w.fetch_add(1, Ordering::SeqCst);
             }
             let _ = write!(out, "0\r\n\r\n");
             let _ = out.flush();
@@ -266,7 +267,8 @@ impl FakeOllama {
         }
     }
 
-    /// NDJSON lines written so far (over all requests).
+    /// NDJSON lines let through the gate so far (over all requests); each is counted just
+    /// before it is written.
     pub fn written(&self) -> usize {
         self.written.load(Ordering::SeqCst)
     }
