@@ -357,8 +357,11 @@ impl Asker {
                     }
                 }
                 Ok(reply) => {
-                    if reply.seq < next_seq || pending.len() >= REPLIES_BUFFERED_MAX {
-                        continue;
+                    if reply.seq < next_seq {
+                        continue; // A duplicate of something handed out already.
+                    }
+                    if pending.len() >= REPLIES_BUFFERED_MAX {
+                        return Attempt::Finished(Err(AskError::Overflow));
                     }
                     pending.insert(reply.seq, reply);
                     // Hand out what is now in order.

@@ -107,7 +107,8 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
         /// Wait at most this many milliseconds for a server of the language to be
-        /// discovered before the request goes out (to the AI fallback if none appeared).
+        /// discovered; if none appears, wait (at least 3 s) for an AI server and let the
+        /// request fall back to it.
         #[arg(long, default_value_t = 3000)]
         discover_ms: u64,
         /// Print which station served the request (to stderr).
@@ -251,7 +252,7 @@ fn run(command: Command) -> Result<(), String> {
             })
             .map_err(|e| e.to_string())?;
             // Discovery: wait for a server of the language. Without one, the request goes to
-            // the AI fallback, so then wait (as long again) until an AI server is known.
+            // the AI fallback, so then wait until an AI server is known.
             let known = |port: u16| -> Result<bool, String> {
                 let peers = asker.station().peers().map_err(|e| e.to_string())?;
                 Ok(peers.iter().any(|(_, ports)| ports.contains(&port)))
@@ -267,8 +268,10 @@ fn run(command: Command) -> Result<(), String> {
                     if wanted == registry::AI_TRANSLATE {
                         break;
                     }
+                    // Without an AI server the request fails, so this wait is never wasted:
+                    // it ends as soon as one is known.
                     wanted = registry::AI_TRANSLATE;
-                    until = Instant::now() + discover;
+                    until = Instant::now() + discover.max(Duration::from_secs(3));
                     continue;
                 }
                 std::thread::sleep(Duration::from_millis(20));

@@ -201,13 +201,22 @@ impl TranslationServer {
 
     /// Stops the workers (after their current job) and the station.
     pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
-        if let Ok(station) = Arc::try_unwrap(self.station) {
-            station.shutdown();
-        }
+        // The workers are gone, so this is the last reference: dropping it stops the station.
+        debug_assert_eq!(Arc::strong_count(&self.station), 1);
+    }
+}
+
+impl Drop for TranslationServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
