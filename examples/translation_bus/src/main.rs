@@ -241,6 +241,8 @@ fn run(command: Command) -> Result<(), String> {
                         .take(translation_bus::protocol::TEXT_LEN_MAX as u64 + 1)
                         .read_to_string(&mut text)
                         .map_err(|e| format!("cannot read stdin: {e}"))?;
+                    // `echo text |` ends with a newline that is not part of the text.
+                    text.truncate(text.trim_end_matches(['\n', '\r']).len());
                     text
                 }
             };
