@@ -366,11 +366,17 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::from(if e.exit_code() == 0 { 0 } else { USAGE });
             }
-            // One line: clap's first line, without its "error: " prefix.
+            // One line: clap's first paragraph (the verdict and, for missing arguments, the
+            // indented list of them), without its "error: " prefix.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("tamtam: {first} (see tamtam --help)");
+            let verdict: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let verdict = verdict.join(" ");
+            let verdict = verdict.strip_prefix("error: ").unwrap_or(&verdict);
+            eprintln!("tamtam: {verdict} (see tamtam --help)");
             return ExitCode::from(USAGE);
         }
     };
