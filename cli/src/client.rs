@@ -540,7 +540,7 @@ pub fn trace(options: &TraceOptions) -> Result<(), String> {
                 Ok(())
             }
             Ok(Outcome::Delivered) => Err(format!(
-                "delivered, but the reports of {} stations did not all arrive",
+                "delivered to station {}, but not every station on the way reported in time (the route above is partial)",
                 options.to
             )),
             Ok(Outcome::DeadLettered(record)) => Err(dead_letter_line(&record)),
