@@ -36,6 +36,12 @@ pub struct ClientOptions {
     pub timeout: Duration,
 }
 
+/// Whether `id` is station `to` or one of its shards (a station on several cores shows as one
+/// station per core: shard k has id `to | k << 24`, see `StationBuilder::cores`).
+fn is_station(id: u32, to: u32) -> bool {
+    id == to || (to < 1 << 24 && id & 0x00FF_FFFF == to && (1..64).contains(&(id >> 24)))
+}
+
 /// A random id in `EPHEMERAL_FIRST..2^24`, so several clients rarely collide.
 fn ephemeral_id() -> u32 {
     let nanos = std::time::SystemTime::now()
@@ -129,19 +135,25 @@ impl Client {
         let needs_port = port > registry::MIDDLEWARE_LAST;
         loop {
             let peers = self.station().peers().map_err(text)?;
-            let seen = match to {
-                Some(to) => peers.iter().find(|(id, _)| *id == to),
-                None => peers.iter().find(|(_, ports)| ports.contains(&port)),
-            };
-            if let Some((_, ports)) = seen {
-                if !needs_port || ports.contains(&port) {
-                    return Ok(());
+            let (seen, served) = match to {
+                Some(to) => (
+                    peers.iter().any(|(id, _)| *id == to),
+                    peers
+                        .iter()
+                        .any(|(id, ports)| is_station(*id, to) && ports.contains(&port)),
+                ),
+                None => {
+                    let served = peers.iter().any(|(_, ports)| ports.contains(&port));
+                    (served, served)
                 }
+            };
+            if seen && (served || !needs_port) {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(match (to, seen) {
-                    (Some(to), Some(_)) => format!("station {to} does not serve port {port}"),
-                    (Some(to), None) => format!(
+                    (Some(to), true) => format!("station {to} does not serve port {port}"),
+                    (Some(to), false) => format!(
                         "station {to} is not reachable through {} (waited {:?})",
                         self.via, self.timeout
                     ),
@@ -301,6 +313,8 @@ pub fn send(options: &SendOptions) -> Result<(), String> {
 
 fn send_bulk(client: &Client, options: &SendOptions, path: &Path) -> Result<(), String> {
     let to = options.to.expect("checked by send");
+    // A transfer may be long: Ctrl-C stops it cleanly (and removes this station's spool).
+    signal::install()?;
     let len = std::fs::metadata(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
         .len();
@@ -500,7 +514,7 @@ pub fn trace(options: &TraceOptions) -> Result<(), String> {
             while printed < hops.len() {
                 let hop = &hops[printed];
                 let finished = hop.next_hop.is_some()
-                    || (hop.node == options.to
+                    || (is_station(hop.node, options.to)
                         && hop
                             .events
                             .iter()
@@ -511,8 +525,10 @@ pub fn trace(options: &TraceOptions) -> Result<(), String> {
                 out(&hop_line(printed, hop));
                 printed += 1;
             }
-            let complete =
-                printed > 0 && hops.get(printed - 1).is_some_and(|h| h.node == options.to);
+            let complete = printed > 0
+                && hops
+                    .get(printed - 1)
+                    .is_some_and(|h| is_station(h.node, options.to));
             if sent.is_finished() && outcome_at.is_none() {
                 outcome_at = Some(Instant::now());
             }

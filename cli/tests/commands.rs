@@ -230,6 +230,8 @@ fn a_line_of_three_stations_serves_every_command() {
         "station",
         "--id",
         "3",
+        "--cores",
+        "2",
         "--connect-tcp",
         &b_addr,
         "--echo",
@@ -321,7 +323,8 @@ fn a_line_of_three_stations_serves_every_command() {
     assert!(sent.status.success(), "{}", text(&sent.stderr));
     c.wait_line("the hex line", false, |l| l.ends_with(": hex 0001fe"));
 
-    // A request to C's echo port, through A and B.
+    // A request to C's echo port, through A and B; C runs on two cores and port 2001 is on
+    // the second (2001 % 2), which advertises itself as station 3 | 1 << 24.
     let reply = run(
         &[
             "send",
@@ -392,11 +395,9 @@ fn a_line_of_three_stations_serves_every_command() {
         "{json}"
     );
 
-    // trace: our station -> A -> B -> C, each hop reported.
-    let traced = run(
-        &["trace", "--connect", &a_addr, "--to", "3", "--port", "2001"],
-        None,
-    );
+    // trace: our station -> A -> B -> C (its Reporter, port 2, on the first core), each hop
+    // reported.
+    let traced = run(&["trace", "--connect", &a_addr, "--to", "3"], None);
     let out = text(&traced.stdout);
     assert!(traced.status.success(), "{out}{}", text(&traced.stderr));
     let hops: Vec<&str> = out
