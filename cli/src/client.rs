@@ -443,6 +443,33 @@ pub fn listen(options: &ListenOptions) -> Result<(), String> {
     if dropped > 0 {
         eprintln!("tamtam: {dropped} arrivals not shown (output too slow)");
     }
+    if !signal::stopping() {
+        linger_for_acks(&client)?;
+    }
+    Ok(())
+}
+
+/// After `--count` arrivals, stays on the bus until the last ACKs went out. The ACK of a
+/// message from a station this one has not learned a route to yet is dropped (`no_route`);
+/// the sender resends, and the bus acknowledges the duplicate once the route is known. So
+/// when an ACK had no route, this waits for a duplicate acknowledged after the last such
+/// drop, bounded by `--timeout`.
+fn linger_for_acks(client: &Client) -> Result<(), String> {
+    let first = client.station().stats().map_err(text)?;
+    if first.no_route == 0 {
+        return Ok(());
+    }
+    let (mut no_route, mut duplicates) = (first.no_route, first.duplicates);
+    let deadline = Instant::now() + client.timeout;
+    while Instant::now() < deadline && !signal::stopping() {
+        std::thread::sleep(POLL);
+        let stats = client.station().stats().map_err(text)?;
+        if stats.no_route > no_route {
+            (no_route, duplicates) = (stats.no_route, stats.duplicates);
+        } else if stats.duplicates > duplicates {
+            return Ok(());
+        }
+    }
     Ok(())
 }
 

@@ -63,7 +63,8 @@ const LISTEN_HELP: &str = "\
 Joins the bus through a running station (--connect) as a station of its own, serves the given \
 ports, groups and stream ports, and prints what arrives, one line each: the payload as text \
 when it is printable UTF-8, else as `hex ...`; with --json, one JSON object per line. Runs \
-until Ctrl-C, or until --count arrivals. A line on stderr says which station id it listens as \
+until Ctrl-C, or until --count arrivals (then until their ACKs went out, at most --timeout \
+more). A line on stderr says which station id it listens as \
 (use it as `tamtam send --to`).
 
 Examples:

@@ -544,7 +544,18 @@ fn mistakes_give_one_line_and_a_non_zero_exit() {
     // A listen address already taken: the station does not start.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let taken_addr = taken.local_addr().expect("addr").to_string();
-    let output = run(&["station", "5", "--listen-tcp", &taken_addr], None);
+    let spool = dir.join("spool-5");
+    let output = run(
+        &[
+            "station",
+            "5",
+            "--listen-tcp",
+            &taken_addr,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ],
+        None,
+    );
     one_error_line(&output, "cannot listen on");
     let _ = std::fs::remove_dir_all(&dir);
 }
