@@ -463,6 +463,10 @@ pub struct Bus {
     /// keys first came due this cycle; `acks_index` finds a key's entry.
     acks_due: Vec<((u32, u32, u32), Vec<u32>)>,
     acks_index: HashMap<(u32, u32, u32), usize>,
+    /// Per remote station, the link its latest frame arrived on: the way back to a station
+    /// whose adverts have not reached this bus yet (see `next_hop_link`). At most
+    /// `4 × stations_max` entries.
+    return_links: HashMap<u32, LinkId>,
     scratch: Scratch,
     payload_pool: Vec<Vec<u8>>,
     control_out: VecDeque<(ControlTarget, Header, Vec<u8>)>,
@@ -541,6 +545,7 @@ impl Bus {
             windows: HashMap::new(),
             acks_due: Vec::new(),
             acks_index: HashMap::new(),
+            return_links: HashMap::new(),
             scratch: Scratch::default(),
             payload_pool: Vec::new(),
             control_out: VecDeque::new(),
@@ -781,6 +786,7 @@ impl Bus {
         }
         self.tx.retain(|t| t.link != link);
         self.forward_out.retain(|(l, _)| *l != link);
+        self.return_links.retain(|_, l| *l != link);
     }
 
     /// The neighbour on `link`, once it has introduced itself.
@@ -854,6 +860,12 @@ impl Bus {
         }
         let me = self.config.station_id;
         let alias = self.config.alias;
+        if link != LOOPBACK && header.sender_id != me {
+            let room = self.return_links.len() < self.config.stations_max.saturating_mul(4);
+            if room || self.return_links.contains_key(&header.sender_id) {
+                self.return_links.insert(header.sender_id, link);
+            }
+        }
         let for_us = header.recipient_id == me
             || (alias != 0 && header.recipient_id == alias)
             || (header.recipient_id == 0
@@ -2379,9 +2391,20 @@ impl Bus {
             .max(1)
     }
 
+    /// The link toward `destination`: its route's next hop; else, while no advert has told
+    /// this bus a route (a station that has just joined), the link its latest frame came on,
+    /// so an ACK or a reply to its first message is not dropped for want of a route.
     fn next_hop_link(&self, destination: u32) -> Option<LinkId> {
-        let route = self.topology.route(destination)?;
-        self.neighbour_links.get(&route.next_hop).copied()
+        let routed = self
+            .topology
+            .route(destination)
+            .and_then(|route| self.neighbour_links.get(&route.next_hop).copied());
+        routed.or_else(|| {
+            self.return_links
+                .get(&destination)
+                .copied()
+                .filter(|l| self.links.get(l).is_some_and(|state| state.alive))
+        })
     }
 
     /// Encodes a frame and queues it for `link`; returns false if the link queue is full.

@@ -58,7 +58,8 @@ impl TokenCache {
             self.seen[w] |= m;
             return true;
         }
-        if (-ahead) as u32 >= TOKENS {
+        // `ahead` may be i32::MIN (exactly 2^31 behind): negating it would overflow.
+        if ahead.unsigned_abs() >= TOKENS {
             return false;
         }
         let (w, m) = Self::bit(seq);
@@ -86,5 +87,14 @@ mod tests {
         assert!(cache.admit(1000));
         assert!(!cache.admit(11), "too old");
         assert!(!cache.admit(1000));
+    }
+
+    #[test]
+    fn a_sequence_exactly_half_the_space_behind_is_too_old() {
+        // Found by the bus_frames fuzz target: negating i32::MIN overflowed.
+        let mut cache = TokenCache::default();
+        assert!(cache.admit(0x8000_0000));
+        assert!(!cache.admit(0));
+        assert!(cache.admit(0x8000_0001));
     }
 }

@@ -492,3 +492,49 @@ fn stream_duplicates_stay_suppressed_after_many_ended_streams() {
     assert_eq!(delivered, 1, "frame 7 of the live stream delivered twice");
     assert!(bus.stats().stream_caches_evicted > 0);
 }
+
+#[test]
+fn first_message_from_an_unadvertised_station_is_acknowledged_over_its_arrival_link() {
+    // Regression (CLI review): a station that has just joined sends at once; its frame is
+    // forwarded to us before any advert of it arrived, so we had no route back and dropped
+    // the ACK (`no_route`); the sender only got it after a resend ~100 ms later.
+    use super::wire::frame::{self, Flags, Header, Lane, PacketType, RecipientKind};
+    let mut bus = Bus::new(BusConfig::new(2)).unwrap();
+    let log: Log = Arc::default();
+    bus.serve(2000, recorder(&log)).unwrap();
+    let now = Instant::ZERO;
+    let link = bus.add_link(now);
+    let hello = Header {
+        sender_id: 5,
+        request_id: 1 << 32,
+        ..Header::new(Lane::Fast, PacketType::Heartbeat)
+    };
+    bus.handle_frame(now, link, &frame::encode_to_vec(&hello, &[]).unwrap());
+    let data = Header {
+        recipient_kind: RecipientKind::Station,
+        flags: Flags::ACK_REQUIRED | Flags::FORWARDED,
+        sender_id: 9,
+        recipient_id: 2,
+        recipient_port: 2000,
+        request_id: (3 << 32) | 1,
+        sequence: 1,
+        hop_limit: 8,
+        ..Header::new(Lane::Fast, PacketType::Data)
+    };
+    bus.handle_frame(now, link, &frame::encode_to_vec(&data, b"hi").unwrap());
+    assert!(
+        bus.topology().route(9).is_none(),
+        "no advert of station 9 yet"
+    );
+    let now = now + Duration::from_millis(1);
+    bus.cycle(now);
+    assert_eq!(log.lock().unwrap().len(), 1);
+    let mut acked = false;
+    while let Some(t) = bus.poll_transmit() {
+        let view = frame::FrameView::decode(&t.frame, Default::default()).unwrap();
+        let h = view.header();
+        acked |= h.packet_type == PacketType::Ack && h.recipient_id == 9 && t.link == link;
+    }
+    assert!(acked, "the ACK went back over the arrival link");
+    assert_eq!(bus.stats().no_route, 0);
+}
