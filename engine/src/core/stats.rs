@@ -113,6 +113,12 @@ stats! {
     /// Stream token caches forgotten to make room for a new stream (the stream heard from
     /// longest ago goes first); a late copy of that stream's frames is no longer recognised.
     stream_caches_evicted,
+    /// Frames a link's transport dropped before the bus saw them: malformed or oversized
+    /// (what `ExternalLink::dropped` reports, summed over this station's links).
+    link_frames_dropped,
+    /// Links closed because their byte stream could not be framed (a TCP peer sent a length
+    /// prefix out of bounds: the stream lost sync).
+    link_framing_closes,
 }
 
 /// The Reporter's answer (port 2), decoded: every counter by name, then transfer progress as
