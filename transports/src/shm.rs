@@ -730,8 +730,6 @@ pub struct ShmListener {
     /// Connections whose memfd has not arrived yet, with their deadline.
     pending: Vec<(UnixStream, Instant)>,
     counters: Arc<LinkCounters>,
-    /// The last accept found a connection (more may be queued: the shard must poll).
-    accepting: bool,
 }
 
 /// Connections waiting for their memfd at most.
@@ -751,7 +749,6 @@ impl ShmListener {
             config: config.clone(),
             pending: Vec::new(),
             counters: LinkCounters::shared(),
-            accepting: false,
         })
     }
 
@@ -863,7 +860,6 @@ impl ShmListener {
                     libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 )
             };
-            self.accepting = fd >= 0;
             if fd >= 0 {
                 // SAFETY: a fresh fd from accept4, owned by nobody else.
                 let stream = unsafe { UnixStream::from_raw_fd(fd) };
@@ -921,19 +917,10 @@ impl ExternalListener for ShmListener {
             .map(|link| Box::new(link) as Box<dyn ExternalLink>))
     }
 
-    fn readiness_fd(&self) -> Option<RawFd> {
-        Some(self.socket.as_raw_fd())
-    }
-
-    fn before_park(&mut self) -> Readiness {
-        // A connection waiting for its memfd signals nothing on the listening socket, and
-        // the watch is edge-triggered: poll while one is pending or more may be queued.
-        if self.accepting || !self.pending.is_empty() {
-            Readiness::Poll
-        } else {
-            Readiness::Armed
-        }
-    }
+    // No readiness descriptor: the listener is polled (every millisecond while its shard is
+    // idle). Watching the listening socket would let a killed process's io_uring, which the
+    // kernel tears down asynchronously, hold the socket, and so its name, for a while after
+    // the process died; the name must be free at once (see the module docs).
 }
 
 /// A new non-blocking eventfd (a doorbell).

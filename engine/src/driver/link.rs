@@ -56,6 +56,11 @@ pub trait ExternalLink: Send {
     /// a socket), open for the link's whole life. The shard's reactor watches it
     /// edge-triggered, so an idle shard wakes as soon as the peer sends instead of polling the
     /// link every millisecond. `None` (the default): the link is polled.
+    ///
+    /// The reactor holds a reference to the descriptor's file while it watches it, and after
+    /// a `kill -9` an io_uring is torn down by the kernel asynchronously: do not offer a
+    /// descriptor whose closing others must observe at once (a listening socket whose name
+    /// must be free, a socket whose end of stream is the peer's death notice).
     fn readiness_fd(&self) -> Option<RawFd> {
         None
     }
