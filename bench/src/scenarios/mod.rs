@@ -750,6 +750,11 @@ fn shm(run: &mut Run<'_>) -> Result<(), String> {
     let what = "the same as shm_64B_rtt through Station::request from an application thread";
     add_latency(run, key, what, &lat, Some(raw), &[], &[]);
 
+    let key = "shm_64B_rtt_api_polled";
+    let lat = tt_rtt_with(run, key, false, "api-rtt", &shm_args(false))?;
+    let what = "shm_64B_rtt_api with the doorbells off (before doorbells; not a default figure)";
+    add_latency(run, key, what, &lat, Some("shm_64B_rtt_api"), &[], &[]);
+
     let key = "shm_spin_64B_rtt";
     let lat = tt_rtt_with(run, key, true, "rtt", &shm_args(true))?;
     let what = "fast-lane request→reply, 64 B, shared memory, busy-polling stations";
