@@ -12,13 +12,17 @@
 //!   busy-polling stations, and within one process between two stations on two threads;
 //! - `fast-tput`: one-way fast-lane messages with ACK, pipelined, 64 B and 1 KiB, TCP between
 //!   two processes, and 64 B within one process;
+//! - `shm`: fast-lane request → reply and one-way throughput, 64 B, between two processes over
+//!   the shared-memory transport (with its eventfd doorbells, without them, busy-polling),
+//!   next to the raw rings of one link;
 //! - `fanout`: one publisher, a group port with 8 subscribers, 64 B, ACK'd deliveries/s;
 //! - `bulk`: a file over loopback TCP from disk to disk, durable and checksummed;
 //! - `stream`: 64 B and 1 KiB stream frames to one subscriber; then 8 subscribers, one of
 //!   them 10× slower;
 //! - `scale`: 10,000 ports and 1,000 connections against 1 port and 1 connection;
 //! - `raw`: the baselines (blocking and busy-polling TCP ping-pong, UDP ping-pong, raw TCP
-//!   streaming, raw batched 64 B messages, cross-thread ping-pong and SPSC throughput).
+//!   streaming, raw batched 64 B messages, cross-thread ping-pong and SPSC throughput, shared-
+//!   memory ring ping-pong and throughput).
 //!
 //! Every wait has a deadline and every loop a bound; everything runs on loopback.
 //!
@@ -121,10 +125,11 @@ impl Profile {
 }
 
 /// The scenarios, in run order (`raw` first: the others are compared with it).
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "raw",
     "fast-rtt",
     "fast-tput",
+    "shm",
     "fanout",
     "bulk",
     "stream",

@@ -120,7 +120,7 @@ enum Command {
         /// Print the results as JSON instead of the table and RESULT lines.
         #[arg(long)]
         json: bool,
-        /// Run only this scenario: raw, fast-rtt, fast-tput, fanout, bulk, stream, scale.
+        /// Run only this scenario: raw, fast-rtt, fast-tput, shm, fanout, bulk, stream, scale.
         #[arg(long)]
         scenario: Option<String>,
     },

@@ -20,9 +20,10 @@
 //!
 //! ```text
 //! 0      header page   magic "TTSHMv1\0" u64 | version u32 | ring_bytes u32 | frame_len_max u32
-//!                      @64  side 0 (client): pid u32 | closed u32 | heartbeat_ns u64
-//!                      @128 side 1 (server): pid u32 | closed u32 | heartbeat_ns u64
+//!                      @64  side 0 (client): pid u32 | closed u32 | heartbeat_ns u64 | features u32
+//!                      @128 side 1 (server): pid u32 | closed u32 | heartbeat_ns u64 | features u32
 //! 4096   ring 0 control (client → server): head u64 @+0 | tail u64 @+128 | waiting u32 @+256
+//!                                          | doorbell u32 @+384
 //! 8192   ring 0 data (ring_bytes)
 //! ...    ring 1 control (server → client), ring 1 data
 //! ```
@@ -38,10 +39,20 @@
 //! outside `48..=frame_len_max`, unknown kind, crossing the end, beyond `head`) means the
 //! ring is corrupt: the link closes.
 //!
-//! **Waiting.** The station's shard polls links every cycle, so it never waits here. An
-//! embedding that wants to sleep uses [`ShmLink::wait_readable`]: spin, then a futex on the
-//! ring's `waiting` word (an event count: the writer wakes the futex after publishing if the
-//! reader announced that it sleeps; SeqCst fences on both sides prevent a lost wake-up).
+//! **Waiting.** A station's shard sleeps in its reactor (epoll or io_uring), which cannot wait
+//! on a futex, so each ring has an **eventfd doorbell**: the client creates both (one per
+//! ring) and passes them with the memfd; the reader of a ring watches its doorbell
+//! ([`ExternalLink::readiness_fd`]). Before the shard parks, the reader raises the ring's
+//! `doorbell` word ([`ExternalLink::before_park`]); the writer, after publishing, takes the
+//! word back (swap to 0) and, if it was raised, writes the eventfd: one syscall per park of
+//! the peer, none per message while the reader is busy. The reader never reads the eventfd:
+//! the reactor watches it edge-triggered, so a leftover count wakes nothing. Each side sets
+//! bit 0 of its `features` word once it rings doorbells; a reader parks on its doorbell only
+//! when the peer's bit is set (else the shard polls the link every millisecond). An embedding
+//! without a reactor uses [`ShmLink::wait_readable`]: spin, then a futex on the ring's
+//! `waiting` word (an event count: the writer wakes the futex after publishing if the reader
+//! announced that it sleeps). SeqCst fences on both sides of either scheme prevent a lost
+//! wake-up.
 //!
 //! **Trust.** The peer is a process of the same user on the same machine. A broken peer
 //! cannot make this side read or write outside the mapping, fault, block, or allocate, and
@@ -51,7 +62,7 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -59,6 +70,8 @@ use std::time::{Duration, Instant};
 
 use memmap2::MmapMut;
 use tamtam_engine::core::wire::frame::BASE_HEADER_LEN;
+
+use tamtam_engine::driver::Readiness;
 
 use crate::{DropKind, ExternalLink, ExternalListener, LinkCounters, closed, monotonic_ns};
 
@@ -89,13 +102,19 @@ const SIDE_OFFSET: [usize; 2] = [64, 128];
 const PID: usize = 0;
 const CLOSED: usize = 4;
 const HEARTBEAT: usize = 8;
+const FEATURES: usize = 16;
+/// Bit of `features`: this side rings the peer's doorbell after publishing.
+const FEATURE_DOORBELL: u32 = 1;
 const HEAD: usize = 0;
 const TAIL: usize = 128;
 const WAITING: usize = 256;
+const DOORBELL: usize = 384;
 
 const _: () = assert!(RING_BYTES_MIN.is_power_of_two());
-const _: () = assert!(WAITING + 4 <= CONTROL_BYTES);
-const _: () = assert!(SIDE_OFFSET[1] + HEARTBEAT + 8 <= HEADER_BYTES);
+const _: () = assert!(WAITING + 4 <= DOORBELL);
+const _: () = assert!(DOORBELL + 4 <= CONTROL_BYTES);
+const _: () = assert!(SIDE_OFFSET[0] + FEATURES + 4 <= SIDE_OFFSET[1]);
+const _: () = assert!(SIDE_OFFSET[1] + FEATURES + 4 <= HEADER_BYTES);
 
 /// Bytes a record of a `len`-byte frame occupies.
 pub const fn record_len(len: usize) -> usize {
@@ -118,6 +137,10 @@ pub struct ShmConfig {
     pub dead_after: Duration,
     /// A client whose server has not attached within this time gives up.
     pub attach_timeout: Duration,
+    /// Ring the peer's eventfd doorbell when it is parked, and offer ours (module docs:
+    /// waiting). Without, a station's shard polls the link every millisecond while idle
+    /// (only for comparisons: `tamtam bench`'s `shm` scenario).
+    pub doorbells: bool,
 }
 
 impl Default for ShmConfig {
@@ -129,6 +152,7 @@ impl Default for ShmConfig {
             ),
             dead_after: Duration::from_secs(2),
             attach_timeout: Duration::from_secs(5),
+            doorbells: true,
         }
     }
 }
@@ -245,6 +269,12 @@ pub struct ShmLink {
     attach_deadline: Option<Instant>,
     peer_gone: Option<String>,
     counters: Arc<LinkCounters>,
+    /// The eventfd the peer writes when it publishes while we are parked (ours to watch).
+    bell_in: Option<OwnedFd>,
+    /// The eventfd we write when we publish while the peer is parked.
+    bell_out: Option<OwnedFd>,
+    /// We raised the incoming ring's `doorbell` word and have not lowered it since.
+    armed: bool,
 }
 
 impl ShmLink {
@@ -255,10 +285,11 @@ impl ShmLink {
         socket: UnixStream,
         config: &ShmConfig,
         frame_len_max_in: u32,
+        bells: Option<(OwnedFd, OwnedFd)>,
     ) -> ShmLink {
         let now = Instant::now();
         let ring_bytes = segment.ring_bytes;
-        let link = ShmLink {
+        let mut link = ShmLink {
             name,
             segment,
             side,
@@ -273,10 +304,20 @@ impl ShmLink {
             attach_deadline: (side == 0).then(|| now + config.attach_timeout),
             peer_gone: None,
             counters: LinkCounters::shared(),
+            armed: false,
+            bell_in: None,
+            bell_out: None,
         };
         let s = &link.segment;
         s.atomic_u32(s.side(side, PID))
             .store(std::process::id(), Ordering::Relaxed);
+        if let Some((bell_in, bell_out)) = bells {
+            // Relaxed: the peer only needs to see the bit eventually; until it does, it polls.
+            s.atomic_u32(s.side(side, FEATURES))
+                .store(FEATURE_DOORBELL, Ordering::Relaxed);
+            link.bell_in = Some(bell_in);
+            link.bell_out = Some(bell_out);
+        }
         link.beat(monotonic_ns());
         link
     }
@@ -297,6 +338,18 @@ impl ShmLink {
         map[16..20].copy_from_slice(&config.frame_len_max.to_le_bytes());
         seal(&memfd).map_err(|e| closed(e.kind(), &label, e))?;
         let segment = Segment::new(map, config.ring_bytes as usize);
+        // The doorbells of ring 0 (read by the server) and ring 1 (read by us).
+        let bells = if config.doorbells {
+            let bell_server = create_eventfd().map_err(|e| closed(e.kind(), &label, e))?;
+            let bell_client = create_eventfd().map_err(|e| closed(e.kind(), &label, e))?;
+            Some((bell_client, bell_server))
+        } else {
+            None
+        };
+        let mut fds = vec![memfd.as_raw_fd()];
+        if let Some((bell_client, bell_server)) = &bells {
+            fds.extend([bell_server.as_raw_fd(), bell_client.as_raw_fd()]);
+        }
         let link = ShmLink::new(
             label.clone(),
             segment,
@@ -304,8 +357,9 @@ impl ShmLink {
             socket,
             config,
             config.frame_len_max,
+            bells,
         );
-        send_fd(&link.socket, memfd.as_raw_fd()).map_err(|e| closed(e.kind(), &label, e))?;
+        send_fds(&link.socket, &fds).map_err(|e| closed(e.kind(), &label, e))?;
         Ok(link)
     }
 
@@ -361,6 +415,35 @@ impl ShmLink {
         if waiting.load(Ordering::Relaxed) != 0 {
             futex_wake(waiting);
         }
+        if let Some(bell) = &self.bell_out {
+            let doorbell = self.segment.atomic_u32(control + DOORBELL);
+            // The swap claims the ring: one write per park of the reader, however many
+            // publishes follow. Relaxed: the fence above orders it after the head store.
+            if doorbell.load(Ordering::Relaxed) != 0 && doorbell.swap(0, Ordering::Relaxed) != 0 {
+                eventfd_write(bell);
+            }
+        }
+    }
+
+    /// Lowers the incoming ring's doorbell word if we raised it (the peer need not ring
+    /// while we are running).
+    fn disarm(&mut self) {
+        if self.armed {
+            self.armed = false;
+            let control = self.segment.control(self.ring_in());
+            self.segment
+                .atomic_u32(control + DOORBELL)
+                .store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the peer rings our doorbell (its `features` bit is set).
+    fn peer_rings(&self) -> bool {
+        let s = &self.segment;
+        s.atomic_u32(s.side(1 - self.side, FEATURES))
+            .load(Ordering::Relaxed)
+            & FEATURE_DOORBELL
+            != 0
     }
 
     /// Writes `bytes` into the outgoing ring as they are, at the head, and publishes them, as
@@ -559,6 +642,7 @@ impl ExternalLink for ShmLink {
         frames_max: usize,
         on_frame: &mut dyn FnMut(&[u8]),
     ) -> io::Result<bool> {
+        self.disarm();
         let now_ns = monotonic_ns();
         if now_ns.saturating_sub(self.last_beat_ns) >= HEARTBEAT_EVERY.as_nanos() as u64 {
             self.last_beat_ns = now_ns;
@@ -610,6 +694,32 @@ impl ExternalLink for ShmLink {
     fn dropped(&self) -> u64 {
         self.counters.dropped()
     }
+
+    fn readiness_fd(&self) -> Option<RawFd> {
+        self.bell_in.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    fn before_park(&mut self) -> Readiness {
+        if self.bell_in.is_none() || !self.peer_rings() {
+            return Readiness::Poll;
+        }
+        if self.peer_gone.is_some() {
+            return Readiness::Ready;
+        }
+        let control = self.segment.control(self.ring_in());
+        self.segment
+            .atomic_u32(control + DOORBELL)
+            .store(1, Ordering::Relaxed);
+        self.armed = true;
+        // The mirror of the fence in `publish` (Dekker): either the writer sees the raised
+        // word and rings, or we see its new head here.
+        fence(Ordering::SeqCst);
+        if self.readable() {
+            self.disarm();
+            return Readiness::Ready;
+        }
+        Readiness::Armed
+    }
 }
 
 /// Accepts shared memory links on an abstract unix socket.
@@ -648,8 +758,34 @@ impl ShmListener {
     }
 
     /// Validates a client's memfd and maps it.
-    fn attach(&self, stream: UnixStream, memfd: OwnedFd, peer: String) -> io::Result<ShmLink> {
+    fn attach(
+        &self,
+        stream: UnixStream,
+        mut fds: Vec<OwnedFd>,
+        peer: String,
+    ) -> io::Result<ShmLink> {
         let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+        if fds.is_empty() || fds.len() == 2 || fds.len() > 3 {
+            return Err(invalid(format!(
+                "{} descriptors passed, want 1 or 3",
+                fds.len()
+            )));
+        }
+        // A client without doorbells passes the memfd alone (it is then polled).
+        let bells = if fds.len() == 3 {
+            let bell_client = fds.pop().expect("3");
+            let bell_server = fds.pop().expect("2");
+            for bell in [&bell_server, &bell_client] {
+                if !is_eventfd(bell) {
+                    return Err(invalid("a doorbell is not an eventfd".into()));
+                }
+            }
+            // Without doorbells of our own we neither watch nor ring (the peer then polls).
+            self.config.doorbells.then_some((bell_server, bell_client))
+        } else {
+            None
+        };
+        let memfd = fds.pop().expect("1");
         // SAFETY: F_GET_SEALS on an fd we own; no memory is passed.
         let seals = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_GET_SEALS) };
         let needed = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
@@ -705,6 +841,7 @@ impl ShmListener {
             stream,
             &config,
             frame_len_max,
+            bells,
         );
         link.counters = self.counters.clone();
         Ok(link)
@@ -742,13 +879,13 @@ impl ShmListener {
         let now = Instant::now();
         let mut i = 0;
         while i < self.pending.len() {
-            match recv_fd(&self.pending[i].0) {
-                Ok(Some(fd)) => {
+            match recv_fds(&self.pending[i].0) {
+                Ok(Some(fds)) => {
                     let (stream, _) = self.pending.swap_remove(i);
                     let peer = peer_pid(&stream)
                         .map(|pid| format!("pid {pid}"))
                         .unwrap_or_else(|| "unknown pid".into());
-                    match self.attach(stream, fd, peer.clone()) {
+                    match self.attach(stream, fds, peer.clone()) {
                         Ok(link) => return Ok(Some(link)),
                         Err(e) => {
                             eprintln!(
@@ -778,6 +915,39 @@ impl ExternalListener for ShmListener {
         Ok(self
             .accept_link()?
             .map(|link| Box::new(link) as Box<dyn ExternalLink>))
+    }
+
+    // No readiness descriptor: the listener is polled (every millisecond while its shard is
+    // idle). Watching the listening socket would let a killed process's io_uring, which the
+    // kernel tears down asynchronously, hold the socket, and so its name, for a while after
+    // the process died; the name must be free at once (see the module docs).
+}
+
+/// A new non-blocking eventfd (a doorbell).
+fn create_eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with valid flags; the fd is owned on success.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `fd` is an eventfd (the peer could pass anything).
+fn is_eventfd(fd: &OwnedFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventfd]")
+}
+
+/// Rings a doorbell. Never blocks in practice: a write blocks only when the counter would
+/// pass 2^64 - 2, and each write adds 1 (the counter is never read: edge-triggered watch).
+fn eventfd_write(bell: &OwnedFd) {
+    let one = 1u64;
+    // SAFETY: writes 8 bytes from a valid u64 to an fd we own. EAGAIN (saturated) means a
+    // signal is pending anyway.
+    unsafe {
+        libc::write(bell.as_raw_fd(), (&one as *const u64).cast(), 8);
     }
 }
 
@@ -885,13 +1055,16 @@ fn seal(memfd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Room for one fd in a control message.
+/// Room for the fds of one control message.
 const CMSG_SPACE: usize = 64;
+/// Descriptors passed at most (memfd and two doorbells).
+const FDS_MAX: usize = 3;
 
 #[repr(C, align(8))]
 struct CmsgBuffer([u8; CMSG_SPACE]);
 
-fn send_fd(socket: &UnixStream, fd: i32) -> io::Result<()> {
+fn send_fds(socket: &UnixStream, fds: &[i32]) -> io::Result<()> {
+    assert!(!fds.is_empty() && fds.len() <= FDS_MAX);
     let mut byte = [1u8];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -904,7 +1077,7 @@ fn send_fd(socket: &UnixStream, fd: i32) -> io::Result<()> {
     msg.msg_iovlen = 1;
     msg.msg_control = control.0.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(mem::size_of::<i32>() as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE(mem::size_of_val(fds) as u32) } as usize;
     assert!(space <= CMSG_SPACE);
     msg.msg_controllen = space as _;
     // SAFETY: msg_control points to `space` writable, aligned bytes, so the first header
@@ -913,8 +1086,10 @@ fn send_fd(socket: &UnixStream, fd: i32) -> io::Result<()> {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<i32>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
+        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of_val(fds) as u32) as _;
+        for (k, &fd) in fds.iter().enumerate() {
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>().add(k), fd);
+        }
     }
     // SAFETY: `msg` is fully initialised and its buffers are live.
     let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
@@ -928,8 +1103,9 @@ fn send_fd(socket: &UnixStream, fd: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Receives the fd a client passes; `Ok(None)` if it has not arrived yet.
-fn recv_fd(socket: &UnixStream) -> io::Result<Option<OwnedFd>> {
+/// Receives the fds a client passes (at most [`CMSG_SPACE`] bytes of them, every one owned
+/// so none leaks); `Ok(None)` if they have not arrived yet.
+fn recv_fds(socket: &UnixStream) -> io::Result<Option<Vec<OwnedFd>>> {
     let mut byte = [0u8];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -963,8 +1139,8 @@ fn recv_fd(socket: &UnixStream) -> io::Result<Option<OwnedFd>> {
             "closed before its memfd",
         ));
     }
-    // Take ownership of every fd received (so none leaks), keep the first.
-    let mut first = None;
+    // Take ownership of every fd received (so none leaks).
+    let mut received = Vec::new();
     // SAFETY: the kernel filled `msg_controllen` bytes of valid control messages; the CMSG
     // macros walk them within that length.
     unsafe {
@@ -977,18 +1153,15 @@ fn recv_fd(socket: &UnixStream) -> io::Result<Option<OwnedFd>> {
                     ((*cmsg).cmsg_len as usize).saturating_sub(header) / mem::size_of::<i32>();
                 for k in 0..count {
                     let fd = std::ptr::read_unaligned(data.cast::<i32>().add(k));
-                    let owned = OwnedFd::from_raw_fd(fd);
-                    if first.is_none() {
-                        first = Some(owned);
-                    }
+                    received.push(OwnedFd::from_raw_fd(fd));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    match first {
-        Some(fd) => Ok(Some(fd)),
-        None => Err(io::Error::new(
+    match received.is_empty() {
+        false => Ok(Some(received)),
+        true => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "no memfd in the message",
         )),
@@ -1410,6 +1583,7 @@ mod tests {
             frame_len_max: 1000,
             dead_after: Duration::from_millis(300),
             attach_timeout: Duration::from_secs(2),
+            doorbells: true,
         }
     }
 
@@ -1436,6 +1610,106 @@ mod tests {
         let mut got = Vec::new();
         link.poll_recv(usize::MAX, &mut |f| got.push(f.to_vec()))?;
         Ok(got)
+    }
+
+    /// Waits up to `timeout` for `fd` to be readable (poll(2)); true if it is.
+    fn readable_within(fd: RawFd, timeout: Duration) -> bool {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
+        n == 1 && pfd.revents & libc::POLLIN != 0
+    }
+
+    /// Reads (and so resets) an eventfd's counter; 0 if nothing was signalled.
+    fn take_count(fd: RawFd) -> u64 {
+        let mut value = 0u64;
+        // SAFETY: 8 writable bytes; the eventfd is non-blocking (EAGAIN leaves 0).
+        unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
+        value
+    }
+
+    /// Goal: a parked reader's doorbell becomes readable as soon as the peer publishes, and a
+    /// running (disarmed) reader costs the writer no syscall. Method: arm the server side
+    /// through `before_park`, publish from the client, watch the eventfd with poll(2); then
+    /// read (disarming) and publish many frames, and check that the counter did not move.
+    #[test]
+    fn doorbell_rings_once_per_park_and_never_while_running() {
+        let (mut client, mut server) = connected(&config());
+        let bell = server.readiness_fd().expect("the server has a doorbell");
+        let client_bell = client.readiness_fd().expect("the client has a doorbell");
+        assert_ne!(bell, client_bell);
+        // Attached: both sides announce doorbells.
+        assert_eq!(server.before_park(), Readiness::Armed);
+        assert!(!readable_within(bell, Duration::ZERO), "nothing rang yet");
+        assert!(client.send(&frame(64, 1)).unwrap());
+        client.flush().unwrap();
+        assert!(
+            readable_within(bell, Duration::from_secs(5)),
+            "the parked reader was not woken"
+        );
+        assert_eq!(take_count(bell), 1);
+        // Running: the frame is read (which disarms); more frames ring nothing.
+        assert_eq!(recv(server.as_mut()).unwrap().len(), 1);
+        for i in 0..40u8 {
+            assert!(client.send(&frame(64, i)).unwrap());
+            client.flush().unwrap();
+        }
+        assert_eq!(take_count(bell), 0, "a running reader was rung");
+        // Input waiting at park time: Ready, not Armed (an arrival before arming signals nothing).
+        assert_eq!(server.before_park(), Readiness::Ready);
+        assert_eq!(recv(server.as_mut()).unwrap().len(), 40);
+        // The other direction, and one ring however many publishes follow the park.
+        assert_eq!(client.before_park(), Readiness::Armed);
+        for i in 0..3u8 {
+            assert!(server.send(&frame(64, i)).unwrap());
+            server.flush().unwrap();
+        }
+        assert!(readable_within(client_bell, Duration::from_secs(5)));
+        assert_eq!(take_count(client_bell), 1);
+        assert_eq!(recv(&mut client).unwrap().len(), 3);
+    }
+
+    /// Goal: a side without doorbells is polled, and so is its peer (which must not park
+    /// waiting for a ring that never comes). Method: connect with doorbells off on either
+    /// side and ask both ends.
+    #[test]
+    fn without_doorbells_both_sides_are_polled() {
+        for (client_bells, server_bells) in [(false, true), (true, false)] {
+            let name = unique();
+            let mut listener = ShmListener::bind(
+                &name,
+                &ShmConfig {
+                    doorbells: server_bells,
+                    ..config()
+                },
+            )
+            .unwrap();
+            let mut client = ShmLink::connect(
+                &name,
+                &ShmConfig {
+                    doorbells: client_bells,
+                    ..config()
+                },
+            )
+            .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut server = loop {
+                if let Some(server) = listener.accept().unwrap() {
+                    break server;
+                }
+                assert!(Instant::now() < deadline, "listener never accepted");
+            };
+            assert_eq!(server.before_park(), Readiness::Poll);
+            assert_eq!(client.before_park(), Readiness::Poll);
+            // And frames still cross.
+            assert!(client.send(&frame(64, 7)).unwrap());
+            client.flush().unwrap();
+            assert_eq!(recv(server.as_mut()).unwrap().len(), 1);
+        }
     }
 
     #[test]

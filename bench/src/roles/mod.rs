@@ -8,6 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 mod raw;
+mod rawshm;
 mod tt;
 
 /// A child never lives longer than this, whatever happens to its parent.
@@ -45,6 +46,10 @@ pub(crate) fn run(role: &str, args: &[String]) -> i32 {
         "raw-file-send" => raw::file_send(&args, &control),
         "raw-thread-rtt" => raw::thread_rtt(&args, &control),
         "raw-thread-tput" => raw::thread_tput(&args, &control),
+        "raw-shm-echo" => rawshm::echo(&args, &control),
+        "raw-shm-ping" => rawshm::ping(&args, &control),
+        "raw-shm-sink" => rawshm::sink(&args, &control),
+        "raw-shm-source" => rawshm::source(&args, &control),
         "tt-server" => tt::server(&args, &control),
         "tt-client" => tt::client(&args, &control),
         "tt-inproc" => tt::inproc(&args, &control),

@@ -99,11 +99,14 @@ fn tuned(b: StationBuilder, args: &Args) -> StationBuilder {
     })
 }
 
-/// Adds the links of `--transport tcp|udp`, `--listen 1`, `--peer ADDR`, `--connections N`.
+/// Adds the links of `--transport tcp|udp|shm`, `--listen 1`, `--peer ADDR`,
+/// `--connections N`. Shared memory listens as `--shm-name NAME` and connects to `--peer NAME`;
+/// `--shm-doorbells 0` turns its doorbells off (the shard then polls the link).
 fn links(mut b: StationBuilder, args: &Args) -> Result<StationBuilder, String> {
     let udp = match args.str("transport", "tcp") {
         "tcp" => false,
         "udp" => true,
+        "shm" => return shm_links(b, args),
         other => return Err(format!("unknown --transport {other}")),
     };
     let any: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
@@ -124,6 +127,24 @@ fn links(mut b: StationBuilder, args: &Args) -> Result<StationBuilder, String> {
                 b = b.connect_tcp(peer);
             }
         }
+    }
+    Ok(b)
+}
+
+fn shm_links(mut b: StationBuilder, args: &Args) -> Result<StationBuilder, String> {
+    use tamtam_transports::shm::{ShmConfig, ShmLink, ShmListener};
+    let config = ShmConfig {
+        doorbells: args.str("shm-doorbells", "1") != "0",
+        ..ShmConfig::default()
+    };
+    if args.flag("listen") {
+        let name = args.required("shm-name")?;
+        let listener = ShmListener::bind(name, &config).map_err(|e| format!("shm bind: {e}"))?;
+        b = b.listener(Box::new(listener));
+    }
+    if let Some(name) = args.0.get("peer") {
+        let link = ShmLink::connect(name, &config).map_err(|e| format!("shm connect: {e}"))?;
+        b = b.link(Box::new(link));
     }
     Ok(b)
 }
@@ -377,7 +398,10 @@ pub(super) fn server(args: &Args, control: &Control) -> Result<(), String> {
         );
     }
     let station = b.build().map_err(station_error("station"))?;
-    say(ready_line(&station));
+    match args.0.get("shm-name") {
+        Some(name) => say(format!("READY {name} {}", station.backend())),
+        None => say(ready_line(&station)),
+    }
     control.serve_until_closed(|command| match command {
         "sockets" => Some(format!("SOCKETS {}", open_sockets())),
         "stats" => station.stats().ok().map(|s| {

@@ -41,6 +41,7 @@ pub(crate) fn run(options: &Options, report: &mut Report) -> Result<(), String> 
             "raw" => raw_all(&mut run)?,
             "fast-rtt" => fast_rtt(&mut run)?,
             "fast-tput" => fast_tput(&mut run)?,
+            "shm" => shm(&mut run)?,
             "fanout" => fanout(&mut run)?,
             "bulk" => bulk::run(&mut run)?,
             "stream" => stream(&mut run)?,
@@ -233,7 +234,9 @@ fn raw_all(run: &mut Run<'_>) -> Result<(), String> {
     raw_thread_rtt(run)?;
     raw_stream(run, false)?;
     raw_stream(run, true)?;
-    raw_thread_tput(run)
+    raw_thread_tput(run)?;
+    raw_shm_rtt(run)?;
+    raw_shm_tput(run)
 }
 
 fn raw_rtt_key(proto: &str, busy: bool) -> String {
@@ -406,30 +409,37 @@ fn tt_rtt(
     spin: bool,
     phase: &str,
 ) -> Result<Latency, String> {
-    let spin = if spin { "1" } else { "0" }.to_owned();
-    let (server, addr) = spawn_ready(
+    tt_rtt_with(
         run,
-        "server",
-        "tt-server",
-        &[
-            ("transport", transport.to_owned()),
-            ("listen", "1".into()),
-            ("spin", spin.clone()),
-        ],
-    )?;
-    let client = Child::spawn(
-        "client",
-        "tt-client",
-        &args(&[
-            ("transport", transport.to_owned()),
-            ("peer", addr),
-            ("spin", spin),
-            ("phases", phase.to_owned()),
-            ("size", SMALL.to_string()),
-            ("warmup", run.sizes.warmup.to_string()),
-            ("samples", run.sizes.samples.to_string()),
-        ]),
-    )?;
+        key,
+        spin,
+        phase,
+        &[("transport", transport.to_owned())],
+    )
+}
+
+/// [`tt_rtt`] with `link_args` (`--transport`, and what it needs) given to both processes.
+fn tt_rtt_with(
+    run: &mut Run<'_>,
+    key: &str,
+    spin: bool,
+    phase: &str,
+    link_args: &[(&str, String)],
+) -> Result<Latency, String> {
+    let spin = if spin { "1" } else { "0" }.to_owned();
+    let mut server_args = vec![("listen", "1".to_owned()), ("spin", spin.clone())];
+    server_args.extend(link_args.iter().cloned());
+    let (server, addr) = spawn_ready(run, "server", "tt-server", &server_args)?;
+    let mut client_args = vec![
+        ("peer", addr),
+        ("spin", spin),
+        ("phases", phase.to_owned()),
+        ("size", SMALL.to_string()),
+        ("warmup", run.sizes.warmup.to_string()),
+        ("samples", run.sizes.samples.to_string()),
+    ];
+    client_args.extend(link_args.iter().filter(|(k, _)| *k != "shm-name").cloned());
+    let client = Child::spawn("client", "tt-client", &args(&client_args))?;
     let mut children = vec![server, client];
     let lat = measure_latency(run, key, &mut children, 1, run.sizes.samples)?;
     finish(children);
@@ -539,13 +549,27 @@ fn note_extra(run: &mut Run<'_>, key: &str, extra: &[String]) {
 
 /// One-way ACK'd messages between a `tt-client` (sender) and a `tt-server`; returns msgs/s.
 fn tt_tput(run: &mut Run<'_>, key: &str, size: usize, phase: &str) -> Result<f64, String> {
-    let (server, addr) = spawn_ready(run, "receiver", "tt-server", &[("listen", "1".into())])?;
+    tt_tput_with(run, key, size, phase, &[])
+}
+
+/// [`tt_tput`] with `link_args` (`--transport`, and what it needs) given to both processes.
+fn tt_tput_with(
+    run: &mut Run<'_>,
+    key: &str,
+    size: usize,
+    phase: &str,
+    link_args: &[(&str, String)],
+) -> Result<f64, String> {
+    let mut server_args = vec![("listen", "1".to_owned())];
+    server_args.extend(link_args.iter().cloned());
+    let (server, addr) = spawn_ready(run, "receiver", "tt-server", &server_args)?;
     let mut client_args = vec![
         ("peer", addr),
         ("phases", phase.to_owned()),
         ("size", size.to_string()),
     ];
     client_args.extend(window_args(&run.sizes));
+    client_args.extend(link_args.iter().filter(|(k, _)| *k != "shm-name").cloned());
     let client = Child::spawn("sender", "tt-client", &args(&client_args))?;
     let mut children = vec![server, client];
     let w = measure_windows(run, key, &mut children, 1)?;
@@ -628,6 +652,124 @@ fn fast_tput(run: &mut Run<'_>) -> Result<(), String> {
         )
         .with_baseline("raw_thread_64B_tput")
         .target(Target::AtLeast(5e6));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// shm
+// ---------------------------------------------------------------------------------------------
+
+/// A shared-memory rendezvous name unique to this run.
+fn shm_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("tamtam-bench-{}-{n}", std::process::id())
+}
+
+/// 64 B ping-pong over the raw rings of one shared-memory link, two spinning processes.
+fn raw_shm_rtt(run: &mut Run<'_>) -> Result<(), String> {
+    let key = "raw_shm_64B_rtt";
+    if has(run, &format!("{key}_p50")) {
+        return Ok(());
+    }
+    let (echo, name) = spawn_ready(
+        run,
+        "echo",
+        "raw-shm-echo",
+        &[("name", shm_name()), ("size", SMALL.to_string())],
+    )?;
+    let ping = Child::spawn(
+        "ping",
+        "raw-shm-ping",
+        &args(&[
+            ("peer", name),
+            ("size", SMALL.to_string()),
+            ("warmup", run.sizes.warmup.to_string()),
+            ("samples", run.sizes.samples.to_string()),
+        ]),
+    )?;
+    let mut children = vec![echo, ping];
+    let lat = measure_latency(run, key, &mut children, 1, run.sizes.samples)?;
+    finish(children);
+    let what = "raw shared-memory ring ping-pong, 64 B, two processes, spinning";
+    add_latency(run, key, what, &lat, None, &[], &[]);
+    Ok(())
+}
+
+/// 64 B frames one way over the raw rings, published every 32, two spinning processes.
+fn raw_shm_tput(run: &mut Run<'_>) -> Result<(), String> {
+    let key = "raw_shm_64B_tput";
+    if has(run, key) {
+        return Ok(());
+    }
+    let (sink, name) = spawn_ready(run, "reader", "raw-shm-sink", &[("name", shm_name())])?;
+    let mut source_args = vec![("peer", name), ("size", SMALL.to_string())];
+    source_args.extend(window_args(&run.sizes));
+    let source = Child::spawn("writer", "raw-shm-source", &args(&source_args))?;
+    let mut children = vec![sink, source];
+    let w = measure_windows(run, key, &mut children, 1)?;
+    finish(children);
+    let rate = median(&w.first);
+    eprintln!("  {key}: {:.2} M msgs/s", rate / 1e6);
+    run.report.add(
+        key,
+        rate,
+        Unit::MsgPerSec,
+        "raw shared-memory ring, 64 B frames one way, published every 32, two processes",
+    );
+    Ok(())
+}
+
+fn shm(run: &mut Run<'_>) -> Result<(), String> {
+    raw_shm_rtt(run)?;
+    raw_shm_tput(run)?;
+    let raw = "raw_shm_64B_rtt";
+    let shm_args = |doorbells: bool| {
+        vec![
+            ("transport", "shm".to_owned()),
+            ("shm-name", shm_name()),
+            (
+                "shm-doorbells",
+                if doorbells { "1" } else { "0" }.to_owned(),
+            ),
+        ]
+    };
+
+    let key = "shm_64B_rtt";
+    let lat = tt_rtt_with(run, key, false, "rtt", &shm_args(true))?;
+    let what = "fast-lane request→reply, 64 B, shared memory, two processes, driven from a handler";
+    add_latency(run, key, what, &lat, Some(raw), &[], &[]);
+
+    let key = "shm_64B_rtt_polled";
+    let lat = tt_rtt_with(run, key, false, "rtt", &shm_args(false))?;
+    let what = "the same with the doorbells off: idle shards poll the link every millisecond                 (the behaviour before doorbells; not a default figure)";
+    add_latency(run, key, what, &lat, Some("shm_64B_rtt"), &[], &[]);
+
+    let key = "shm_64B_rtt_api";
+    let lat = tt_rtt_with(run, key, false, "api-rtt", &shm_args(true))?;
+    let what = "the same as shm_64B_rtt through Station::request from an application thread";
+    add_latency(run, key, what, &lat, Some(raw), &[], &[]);
+
+    let key = "shm_64B_rtt_api_polled";
+    let lat = tt_rtt_with(run, key, false, "api-rtt", &shm_args(false))?;
+    let what = "shm_64B_rtt_api with the doorbells off (before doorbells; not a default figure)";
+    add_latency(run, key, what, &lat, Some("shm_64B_rtt_api"), &[], &[]);
+
+    let key = "shm_spin_64B_rtt";
+    let lat = tt_rtt_with(run, key, true, "rtt", &shm_args(true))?;
+    let what = "fast-lane request→reply, 64 B, shared memory, busy-polling stations";
+    add_latency(run, key, what, &lat, Some(raw), &[], &[]);
+
+    let key = "shm_64B_tput";
+    let rate = tt_tput_with(run, key, SMALL, "pump", &shm_args(true))?;
+    run.report
+        .add(
+            key,
+            rate,
+            Unit::MsgPerSec,
+            "one-way fast-lane 64 B with ACK, pipelined from a handler, shared memory, two processes",
+        )
+        .with_baseline("raw_shm_64B_tput");
     Ok(())
 }
 

@@ -596,6 +596,17 @@ impl Bus {
         &self.stats
     }
 
+    /// Counts `frames` that a link's transport dropped as malformed or oversized before they
+    /// reached the bus (the driver reads them from its links).
+    pub fn handle_link_drops(&mut self, frames: u64) {
+        self.stats.link_frames_dropped += frames;
+    }
+
+    /// Counts a link the driver closed because its byte stream could not be framed.
+    pub fn handle_link_framing_error(&mut self) {
+        self.stats.link_framing_closes += 1;
+    }
+
     /// The topology (known stations and routes).
     pub fn topology(&self) -> &Topology {
         &self.topology

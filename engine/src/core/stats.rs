@@ -116,6 +116,12 @@ stats! {
     /// Frames not handed to a link because they exceed its frame size (a UDP link's path
     /// MTU); bulk segments are cut to fit, so these are oversized fast or stream frames.
     frames_oversized,
+    /// Frames a link's transport dropped before the bus saw them: malformed or oversized
+    /// (what `ExternalLink::dropped` reports, summed over this station's links).
+    link_frames_dropped,
+    /// Links closed because their byte stream could not be framed (a TCP peer sent a length
+    /// prefix out of bounds: the stream lost sync).
+    link_framing_closes,
 }
 
 /// The Reporter's answer (port 2), decoded: every counter by name, then transfer progress as

@@ -12,6 +12,6 @@ pub mod spool;
 pub mod station;
 pub mod uring;
 
-pub use link::{ExternalLink, ExternalListener};
+pub use link::{ExternalLink, ExternalListener, Readiness};
 pub use reactor::Backend;
 pub use station::{BulkHandle, Outcome, Station, StationBuilder, StationError, TraceKeyQuery};

@@ -15,6 +15,9 @@ use std::time::Duration;
 use super::reactor::{EventFd, IoEvent, Reactor, Token, Waker};
 
 const WAKER_TOKEN: u64 = u64::MAX;
+/// Tokens of watched descriptors ([`Reactor::watch`]) have this bit set; the rest is the
+/// index in [`PollReactor::watches`].
+const WATCH_BIT: u64 = 1 << 62;
 const READ_BUFFER_LEN: usize = 256 * 1024;
 const EVENTS_MAX: usize = 256;
 const IOVECS_MAX: usize = 64;
@@ -64,6 +67,8 @@ pub struct PollReactor {
     pending: Vec<Token>,
     /// Spare vector swapped with `pending` while flushing.
     flushing: Vec<Token>,
+    /// Descriptors watched for readability (not owned), by watch index.
+    watches: Vec<Option<RawFd>>,
 }
 
 impl PollReactor {
@@ -88,6 +93,7 @@ impl PollReactor {
             done: Vec::new(),
             pending: Vec::new(),
             flushing: Vec::new(),
+            watches: Vec::new(),
         };
         reactor.ctl(
             libc::EPOLL_CTL_ADD,
@@ -561,6 +567,10 @@ impl Reactor for PollReactor {
                 self.waker.drain();
                 continue;
             }
+            if token & WATCH_BIT != 0 {
+                // The watcher looks at its source after every poll; waking was the point.
+                continue;
+            }
             count += 1;
             self.handle_ready(token, flags, on_event);
         }
@@ -572,6 +582,29 @@ impl Reactor for PollReactor {
 
     fn waker(&self) -> Waker {
         Waker::new(self.waker.clone())
+    }
+
+    fn watch(&mut self, fd: RawFd) -> io::Result<Token> {
+        let index = match self.watches.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.watches.push(None);
+                self.watches.len() - 1
+            }
+        };
+        // Edge-triggered: a descriptor that stays readable (an eventfd nobody drains) wakes
+        // the poll once per signal, never in a loop.
+        let events = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events, WATCH_BIT | index as u64)?;
+        self.watches[index] = Some(fd);
+        Ok(WATCH_BIT | index as u64)
+    }
+
+    fn unwatch(&mut self, watch: Token) {
+        let index = (watch & !WATCH_BIT) as usize;
+        if let Some(fd) = self.watches.get_mut(index).and_then(Option::take) {
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+        }
     }
 
     fn reclaim(&mut self, into: &mut Vec<Vec<u8>>) {

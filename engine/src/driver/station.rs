@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -29,7 +29,7 @@ use crate::core::wire::stream::{PREFIX_LEN, StreamDecoder};
 use crate::core::{Bus, BusConfig, Event, Instant, LinkId, Outgoing, Progress, Service, Tee};
 
 use super::clock::Clock;
-use super::link::{ExternalLink, ExternalListener};
+use super::link::{ExternalLink, ExternalListener, Readiness};
 use super::outbox::Outbox;
 use super::reactor::{self, Backend, IoEvent, Reactor, Token, Waker};
 use super::spool::Spool;
@@ -871,6 +871,25 @@ struct BulkWaiter {
 /// Restored durable-outbox state.
 pub use super::outbox::OutboxState;
 
+/// Whether a link's or listener's readiness descriptor is watched by the reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    /// Not looked at yet (links added before the shard runs, or this cycle).
+    Unknown,
+    /// It has none, or the reactor refused it: polled.
+    No,
+    /// Watched under this reactor token.
+    Yes(Token),
+}
+
+/// An external link's bookkeeping in its shard.
+struct ExternalEntry {
+    id: LinkId,
+    watched: Watched,
+    /// What the link's `dropped()` said last (its growth goes to the bus's statistics).
+    dropped: u64,
+}
+
 struct Shard {
     bus: Bus,
     spool: Spool,
@@ -904,7 +923,9 @@ struct Shard {
     shard_inputs: Vec<(LinkId, rtrb::Consumer<Vec<u8>>)>,
     /// The links of `links` that are [`LinkIo::External`], so the per-cycle work for them
     /// does not walk every link.
-    external: Vec<LinkId>,
+    external: Vec<ExternalEntry>,
+    /// The reactor watches of `external_listeners`' readiness descriptors, by index.
+    listener_watches: Vec<Watched>,
     /// Sockets the reactor must close after the events of this poll.
     to_close: Vec<Token>,
     /// Raised while the shard may block in the reactor (see [`Station::command`]).
@@ -925,6 +946,30 @@ const SPARE_BYTES_MAX: usize = 8 << 20;
 /// 1 GiB file.)
 const BUS_POOL_BUFFER_MAX: usize = 4096;
 const COMMANDS_PER_CYCLE: usize = 4096;
+/// How often a parked shard polls external links and listeners that cannot wake it.
+const EXTERNAL_POLL_EVERY: StdDuration = StdDuration::from_millis(1);
+
+/// Watches a readiness descriptor, if there is one; a refusal is logged and the source is
+/// polled instead.
+fn watch_fd(
+    reactor: &mut dyn Reactor,
+    fd: Option<RawFd>,
+    describe: impl Fn() -> String,
+) -> Watched {
+    let Some(fd) = fd else {
+        return Watched::No;
+    };
+    match reactor.watch(fd) {
+        Ok(token) => Watched::Yes(token),
+        Err(e) => {
+            eprintln!(
+                "tamtam: cannot watch {} for readiness ({e}); polling it",
+                describe()
+            );
+            Watched::No
+        }
+    }
+}
 
 impl Shard {
     fn new(bus: Bus, spool: Spool, outbox: Option<Outbox>) -> Shard {
@@ -953,6 +998,7 @@ impl Shard {
             external_listeners: Vec::new(),
             shard_inputs: Vec::new(),
             external: Vec::new(),
+            listener_watches: Vec::new(),
             to_close: Vec::new(),
             parked: Arc::new(AtomicBool::new(false)),
             busy_poll: false,
@@ -992,22 +1038,49 @@ impl Shard {
     fn add_external(&mut self, link: Box<dyn ExternalLink>) {
         let id = self.bus.add_link(self.clock.now());
         self.links.insert(id, LinkIo::External(link));
-        self.external.push(id);
+        self.external.push(ExternalEntry {
+            id,
+            watched: Watched::Unknown,
+            dropped: 0,
+        });
     }
 
-    fn remove_external(&mut self, id: LinkId) {
+    /// Removes an external link: its readiness watch ends before its descriptor closes, and
+    /// its last drops are counted.
+    fn remove_external(&mut self, id: LinkId, reactor: &mut dyn Reactor) {
+        if let Some(at) = self.external.iter().position(|e| e.id == id) {
+            let entry = self.external.swap_remove(at);
+            if let Watched::Yes(token) = entry.watched {
+                reactor.unwatch(token);
+            }
+            if let Some(LinkIo::External(link)) = self.links.get(&id) {
+                let grown = link.dropped().saturating_sub(entry.dropped);
+                if grown > 0 {
+                    self.bus.handle_link_drops(grown);
+                }
+            }
+        }
         self.links.remove(&id);
-        self.external.retain(|&e| e != id);
         self.bus.remove_link(id);
     }
 
-    /// Accepts from external listeners and drains external links into the bus.
-    fn poll_external(&mut self) {
+    /// Accepts from external listeners and drains external links into the bus; watches the
+    /// readiness descriptors of links and listeners new since the last call.
+    fn poll_external(&mut self, reactor: &mut dyn Reactor) {
         if self.external_listeners.is_empty() && self.external.is_empty() {
             return;
         }
         let mut accepted = Vec::new();
-        for listener in &mut self.external_listeners {
+        self.listener_watches
+            .resize(self.external_listeners.len(), Watched::Unknown);
+        for (listener, watched) in self
+            .external_listeners
+            .iter_mut()
+            .zip(&mut self.listener_watches)
+        {
+            if *watched == Watched::Unknown {
+                *watched = watch_fd(reactor, listener.readiness_fd(), || listener.describe());
+            }
             for _ in 0..16 {
                 match listener.accept() {
                     Ok(Some(link)) => accepted.push(link),
@@ -1025,20 +1098,62 @@ impl Shard {
         let now = self.clock.now();
         let mut i = 0;
         while i < self.external.len() {
-            let id = self.external[i];
+            let id = self.external[i].id;
             let Some(LinkIo::External(link)) = self.links.get_mut(&id) else {
                 i += 1;
                 continue;
             };
+            let entry = &mut self.external[i];
+            if entry.watched == Watched::Unknown {
+                entry.watched = watch_fd(reactor, link.readiness_fd(), || link.describe());
+            }
             let bus = &mut self.bus;
             let result = link.poll_recv(1024, &mut |frame| bus.handle_frame(now, id, frame));
+            let dropped = link.dropped();
+            if dropped > entry.dropped {
+                bus.handle_link_drops(dropped - entry.dropped);
+                entry.dropped = dropped;
+            }
             if let Err(e) = result {
                 eprintln!("tamtam: link {} closed: {e}", link.describe());
-                self.remove_external(id);
+                self.remove_external(id, reactor);
                 continue;
             }
             i += 1;
         }
+    }
+
+    /// Asks every external link and listener whether the shard may block: the most urgent
+    /// answer wins (any `Ready`: do not block; any `Poll`: block at most a millisecond).
+    fn external_before_park(&mut self) -> Readiness {
+        let mut answer = Readiness::Armed;
+        for listener in &mut self.external_listeners {
+            match listener.before_park() {
+                Readiness::Ready => return Readiness::Ready,
+                Readiness::Poll => answer = Readiness::Poll,
+                Readiness::Armed => {}
+            }
+        }
+        for (listener, watched) in self.external_listeners.iter().zip(&self.listener_watches) {
+            // A listener whose descriptor is not watched cannot wake the shard.
+            if !matches!(watched, Watched::Yes(_)) && listener.readiness_fd().is_some() {
+                answer = Readiness::Poll;
+            }
+        }
+        for entry in &self.external {
+            let Some(LinkIo::External(link)) = self.links.get_mut(&entry.id) else {
+                continue;
+            };
+            match link.before_park() {
+                Readiness::Ready => return Readiness::Ready,
+                Readiness::Poll => answer = Readiness::Poll,
+                Readiness::Armed if !matches!(entry.watched, Watched::Yes(_)) => {
+                    answer = Readiness::Poll;
+                }
+                Readiness::Armed => {}
+            }
+        }
+        answer
     }
 
     /// Drains the rings from sibling shards into the bus (bounded per cycle).
@@ -1053,10 +1168,6 @@ impl Shard {
                 self.bus.recycle(frame);
             }
         }
-    }
-
-    fn has_external(&self) -> bool {
-        !self.external_listeners.is_empty() || !self.external.is_empty()
     }
 
     fn restore(&mut self, state: OutboxState) {
@@ -1100,8 +1211,16 @@ impl Shard {
                 break;
             }
             self.start_reconnects(reactor.as_mut());
-            self.poll_external();
+            self.poll_external(reactor.as_mut());
             self.poll_shards();
+            if timeout.is_some_and(|t| !t.is_zero()) {
+                match self.external_before_park() {
+                    Readiness::Ready => timeout = Some(StdDuration::ZERO),
+                    // Not every link can wake the shard: poll them often.
+                    Readiness::Poll => timeout = timeout.map(|t| t.min(EXTERNAL_POLL_EVERY)),
+                    Readiness::Armed => {}
+                }
+            }
             let blocking = timeout.is_some_and(|t| !t.is_zero());
             if blocking {
                 // See `Station::command`: announce the park, then look at the queue once more.
@@ -1159,10 +1278,6 @@ impl Shard {
                     let mut wait = until.saturating_since(now);
                     if !self.reconnects.is_empty() {
                         wait = wait.min(crate::core::Duration::from_millis(50));
-                    }
-                    if self.has_external() {
-                        // External links have no readiness in the reactor: poll them often.
-                        wait = wait.min(crate::core::Duration::from_millis(1));
                     }
                     Some(StdDuration::from_nanos(
                         wait.as_nanos()
@@ -1403,6 +1518,7 @@ impl Shard {
                                     self.bus.link_peer(link)
                                 );
                                 failed = true;
+                                self.bus.handle_link_framing_error();
                                 break;
                             }
                         }
@@ -1476,7 +1592,7 @@ impl Shard {
                         _ => false,
                     };
                     if failed {
-                        self.remove_external(t.link);
+                        self.remove_external(t.link, reactor);
                     }
                     self.bus.recycle(t.frame);
                 }
@@ -1485,11 +1601,11 @@ impl Shard {
         }
         let mut i = 0;
         while i < self.external.len() {
-            let id = self.external[i];
+            let id = self.external[i].id;
             if let Some(LinkIo::External(link)) = self.links.get_mut(&id) {
                 if let Err(e) = link.flush() {
                     eprintln!("tamtam: link {} closed: {e}", link.describe());
-                    self.remove_external(id);
+                    self.remove_external(id, reactor);
                     continue;
                 }
             }

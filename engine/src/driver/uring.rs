@@ -49,9 +49,12 @@ use super::reactor::{EventFd, IoEvent, Reactor, Token, Waker};
 const USER_DATA_WAKER: u64 = u64::MAX;
 /// `user_data` of the cancel-everything entry submitted by `Drop`.
 const USER_DATA_CANCEL_ALL: u64 = u64::MAX - 1;
+/// `user_data` of the cancels of watches (their completions carry nothing).
+const USER_DATA_UNWATCH: u64 = u64::MAX - 2;
 /// `user_data` values from here up are internal entries, never slab indexes.
 const USER_DATA_RESERVED_MIN: u64 = u64::MAX - 15;
 const _: () = assert!(USER_DATA_CANCEL_ALL >= USER_DATA_RESERVED_MIN);
+const _: () = assert!(USER_DATA_UNWATCH >= USER_DATA_RESERVED_MIN);
 
 /// The provided-buffer group every receive selects from.
 const BUFFER_GROUP: u16 = 0;
@@ -556,8 +559,31 @@ impl CancelOp {
     }
 }
 
+/// A multishot poll for readability on a watched descriptor ([`Reactor::watch`]): one CQE per
+/// signal, nothing reported; re-armed when the kernel ends it while the watch lasts.
+struct WatchOp {
+    /// Index in [`UringReactor::watches`].
+    watch: usize,
+    fd: RawFd,
+}
+
+impl WatchOp {
+    fn sqe(&self) -> squeue::Entry {
+        opcode::PollAdd::new(types::Fd(self.fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+    }
+}
+
+/// A watched descriptor and its poll op in flight (a slab index), if any.
+struct Watch {
+    fd: RawFd,
+    op: Option<usize>,
+}
+
 /// An op from the moment its SQE is queued until its final CQE has been handled.
 enum Op {
+    Watch(WatchOp),
     Accept(AcceptOp),
     Recv(RecvOp),
     RecvMsg(RecvMsgOp),
@@ -579,7 +605,7 @@ impl Op {
             Op::Send(op) => Some(op.stream),
             Op::Datagram(op) => Some(op.socket),
             Op::Cancel(op) => Some(op.socket),
-            Op::File(_) => None,
+            Op::File(_) | Op::Watch(_) => None,
         }
     }
 
@@ -594,6 +620,7 @@ impl Op {
             Op::Datagram(op) => op.sqe(fd),
             Op::Cancel(op) => op.sqe(fd),
             Op::File(op) => op.sqe(),
+            Op::Watch(op) => op.sqe(),
         }
     }
 }
@@ -762,7 +789,8 @@ fn setup_error(error: io::Error) -> io::Error {
 }
 
 /// Opcodes the backend needs, with the name an error reports when one is missing.
-const OPCODES_REQUIRED: [(u8, &str); 10] = [
+const OPCODES_REQUIRED: [(u8, &str); 11] = [
+    (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
     (opcode::Accept::CODE, "IORING_OP_ACCEPT"),
     (opcode::Recv::CODE, "IORING_OP_RECV"),
     (opcode::RecvMsg::CODE, "IORING_OP_RECVMSG"),
@@ -810,6 +838,8 @@ pub struct UringReactor {
     /// The 8 bytes the waker's eventfd read writes into.
     waker_value: Box<u64>,
     waker_armed: bool,
+    /// Watched descriptors, by watch index (the watch's token).
+    watches: Vec<Option<Watch>>,
     completions: Vec<cqueue::Entry>,
     /// The CQ's dropped-completion counter as last seen.
     cq_dropped: u32,
@@ -874,6 +904,7 @@ impl UringReactor {
             waker: Arc::new(EventFd::new()?),
             waker_value: Box::new(0),
             waker_armed: false,
+            watches: Vec::new(),
             completions: Vec::with_capacity(config.cq_entries as usize),
             cq_dropped: 0,
             shutting_down: false,
@@ -1342,6 +1373,46 @@ impl UringReactor {
             Op::Cancel(op) => {
                 self.finish(index, Some(op.socket));
                 0
+            }
+            Op::Watch(op) => {
+                self.watch_done(index, op, flags);
+                0
+            }
+        }
+    }
+
+    fn start_watch(&mut self, watch: usize) {
+        let Some(Some(w)) = self.watches.get(watch) else {
+            return;
+        };
+        let op = WatchOp { watch, fd: w.fd };
+        let entry = op.sqe();
+        let index = self.ops.insert(Op::Watch(op));
+        self.push(entry.user_data(index as u64));
+        if let Some(Some(w)) = self.watches.get_mut(watch) {
+            w.op = Some(index);
+        }
+    }
+
+    fn watch_done(&mut self, index: usize, op: WatchOp, flags: u32) {
+        if cqueue::more(flags) {
+            self.ops.restore(index, Op::Watch(op));
+            return;
+        }
+        self.ops.release(index);
+        // The kernel ended the poll (an error, an overflow, or our cancel): re-arm it if the
+        // watch still lasts and this was its op.
+        let current = matches!(
+            self.watches.get(op.watch),
+            Some(Some(Watch { op: Some(i), .. })) if *i == index
+        );
+        if current {
+            if let Some(Some(w)) = self.watches.get_mut(op.watch) {
+                w.op = None;
+            }
+            if !self.shutting_down {
+                self.counters.multishot_rearms += 1;
+                self.start_watch(op.watch);
             }
         }
     }
@@ -1917,6 +1988,33 @@ impl Reactor for UringReactor {
 
     fn waker(&self) -> Waker {
         Waker::new(self.waker.clone())
+    }
+
+    fn watch(&mut self, fd: RawFd) -> io::Result<Token> {
+        let index = match self.watches.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.watches.push(None);
+                self.watches.len() - 1
+            }
+        };
+        self.watches[index] = Some(Watch { fd, op: None });
+        self.start_watch(index);
+        Ok(index as Token)
+    }
+
+    fn unwatch(&mut self, watch: Token) {
+        let Some(w) = self.watches.get_mut(watch as usize).and_then(Option::take) else {
+            return;
+        };
+        if let Some(index) = w.op {
+            // The op keeps its slot until its final CQE (ECANCELED); the kernel holds its own
+            // reference to the file, so the caller may close the descriptor at once.
+            let cancel = opcode::AsyncCancel::new(index as u64)
+                .build()
+                .user_data(USER_DATA_UNWATCH);
+            self.push(cancel);
+        }
     }
 
     fn reclaim(&mut self, into: &mut Vec<Vec<u8>>) {
