@@ -316,11 +316,11 @@ fn swap(
     let stats = station.stats().map_err(|e| e.to_string())?;
     let bytes = ours.len + theirs.len;
     say(&format!(
-        "summary station={} peer={peer} sent={} received={} bytes={bytes} secs={:.2} rate={} segments_sent={} segments_resent={} segments_stored={} peak_rss_kib={}",
+        "summary station={} peer={peer} sent={} received={} bytes={bytes} transfer_ms={} rate={} segments_sent={} segments_resent={} segments_stored={} peak_rss_kib={}",
         options.id,
         ours.name,
         theirs.name,
-        elapsed.as_secs_f64(),
+        elapsed.as_millis(),
         rate_text((bytes as f64 / elapsed.as_secs_f64().max(1e-9)) as u64).replace(' ', ""),
         stats.bulk_segments_sent,
         stats.bulk_segments_resent,
