@@ -10,10 +10,10 @@
 //!   resumes into the same spool and only the missing segments travel.
 //! - A sender whose transfer stalled too long (the peer was down) gets a failed
 //!   [`BulkHandle`]; we offer the image again once the peer is back.
-//! - A restarted station asks for the peer's manifest again. If our image already reached
-//!   it durably but it has not told us its verdict, it lost that while it was down: we offer
-//!   the image again, its spool still holds it (the finished image stays in the spool as a
-//!   hard link), and it completes at once without a byte resent.
+//! - A restarted station asks for the peer's manifest again. If our image had already
+//!   reached it durably, it lost that knowledge with the process: we offer the image again,
+//!   its spool still holds it (the finished image stays in the spool as a hard link), and it
+//!   completes at once without a byte resent.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -362,7 +362,10 @@ fn exchange(
                 last_change = Instant::now();
                 match note {
                     Note::ManifestAsked { from } if from == peer => {
-                        if matches!(out, Out::Done) && their_verdict.is_none() {
+                        // It lost what it knew. If our image already reached it, it cannot
+                        // tell (even if it told us its verdict before it went down): offer
+                        // again. Its spool still holds the image, so that ends at once.
+                        if matches!(out, Out::Done) {
                             display.say(&format!(
                                 "img_swap: station {peer} asked again (it restarted): offering {} again so it can finish",
                                 ours.name

@@ -614,6 +614,50 @@ fn either_side_killed_mid_swap_resumes_where_it_stopped() {
 }
 
 #[test]
+fn a_side_killed_after_verifying_its_image_gets_it_again_without_a_byte_resent() {
+    // Station 1 sends a large image and receives a small one. It is killed once it has
+    // verified the small one and station 2 has its verdict, while its own image is still on
+    // the way. The restarted station 1 knows nothing of what it received: seeing it ask for the
+    // manifest again, station 2 offers its image again, and station 1's spool, which kept the
+    // finished image, completes it at once.
+    let dir = Scratch::new("after-verify");
+    let (image_a, image_b) = (dir.path("a.img"), dir.path("b.img"));
+    raw_image(&image_a, 96 * MIB, 41);
+    raw_image(&image_b, MIB, 42);
+    let (out_a, out_b) = (dir.path("out-a"), dir.path("out-b"));
+    let address = fixed_address();
+    let args_a = args(1, ("--listen", &address), &image_a, &out_a, &[]);
+    let mut a = Side::start("station 1", &args_a);
+    listening_on(&mut a);
+    let mut b = Side::start(
+        "station 2",
+        &args(2, ("--connect", &address), &image_b, &out_b, &[]),
+    );
+    // Station 2 has station 1's verdict: station 1 had verified b.img and said so.
+    b.wait_for("station 1's verdict", |lines| {
+        lines.iter().any(|l| l.starts_with("OK station 1 checked b.img"))
+    });
+    a.kill9();
+    assert!(!a.printed("summary "), "station 1 finished before the kill");
+    let mut a = restart_listening("station 1 (restarted)", &args_a);
+    let (status_a, _) = a.finish();
+    let (status_b, _) = b.finish();
+    assert!(status_a.success(), "station 1: {status_a}: {:#?}", a.seen);
+    assert!(status_b.success(), "station 2: {status_b}: {:#?}", b.seen);
+    assert!(a.printed("OK received b.img"), "{:#?}", a.seen);
+    assert!(
+        b.seen
+            .iter()
+            .any(|l| l.contains("asked again (it restarted)")),
+        "{:#?}",
+        b.seen
+    );
+    assert_eq!(a.summary("segments_stored"), 0, "{:#?}", a.seen);
+    assert_eq!(sha256(&out_a.join("b.img")), sha256(&image_b));
+    assert_eq!(sha256(&out_b.join("a.img")), sha256(&image_a));
+}
+
+#[test]
 fn a_wrong_announced_sha256_is_reported_as_a_mismatch_by_both_sides() {
     let dir = Scratch::new("mismatch");
     let (image_a, image_b) = (dir.path("a.img"), dir.path("b.img"));
