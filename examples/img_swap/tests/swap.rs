@@ -37,8 +37,14 @@ struct Side {
 
 impl Side {
     fn start(name: &'static str, args: &[String]) -> Side {
+        Side::start_with(name, args, &[])
+    }
+
+    /// Starts with extra environment variables (e.g. `TAMTAM_IO=poll`).
+    fn start_with(name: &'static str, args: &[String], envs: &[(&str, &str)]) -> Side {
         let mut child = Command::new(env!("CARGO_BIN_EXE_img_swap"))
             .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -427,14 +433,23 @@ fn swaps_a_raw_and_a_qcow2_image_and_verifies_both() {
         &args(1, ("--listen", "127.0.0.1:0"), &raw, &out_a, &[]),
     );
     let address = listening_on(&mut a);
-    let mut b = Side::start(
+    // Station 2 runs the portable epoll backend: the two backends interoperate.
+    let mut b = Side::start_with(
         "station 2",
         &args(2, ("--connect", &address), &qcow2, &out_b, &[]),
+        &[("TAMTAM_IO", "poll")],
     );
     let (status_a, _) = a.finish();
     let (status_b, _) = b.finish();
     assert!(status_a.success(), "station 1: {status_a}: {:#?}", a.seen);
     assert!(status_b.success(), "station 2: {status_b}: {:#?}", b.seen);
+    assert!(
+        b.seen
+            .iter()
+            .any(|l| l.contains("connecting to") && l.contains("(epoll)")),
+        "{:#?}",
+        b.seen
+    );
     for side in [&a, &b] {
         assert!(
             side.printed("OK received "),
@@ -635,7 +650,9 @@ fn a_side_killed_after_verifying_its_image_gets_it_again_without_a_byte_resent()
     );
     // Station 2 has station 1's verdict: station 1 had verified b.img and said so.
     b.wait_for("station 1's verdict", |lines| {
-        lines.iter().any(|l| l.starts_with("OK station 1 checked b.img"))
+        lines
+            .iter()
+            .any(|l| l.starts_with("OK station 1 checked b.img"))
     });
     a.kill9();
     assert!(!a.printed("summary "), "station 1 finished before the kill");
