@@ -586,6 +586,13 @@ fn either_side_killed_mid_swap_resumes_where_it_stopped() {
     let first = wait_for_spools(spools, |l| l[0] >= tenth && l[1] >= tenth);
     a.kill9();
     assert!(!a.printed("summary "), "station 1 finished before the kill");
+    // Station 2's transfer gives up while station 1 is down (no progress for 20 RTOs, about
+    // 4 s); it is offered again once station 1 is back.
+    b.wait_for("station 2 to give up its transfer", |lines| {
+        lines
+            .iter()
+            .any(|l| l.contains("offering it again when station 1 is back"))
+    });
     let mut a = restart_listening("station 1 (restarted)", &args_a);
 
     // Kill the connecting side once the swap moved on by a tenth of an image after the
