@@ -308,6 +308,11 @@ pub struct OutTransfer {
     pub started_at: Instant,
     /// Bytes acknowledged.
     pub bytes_acked: u64,
+    /// Bytes the receiver already held when it first answered the offer (a resumed object);
+    /// they are not counted in the rate.
+    pub bytes_resumed: u64,
+    /// When the receiver first answered the offer; the rate is measured from then.
+    pub sending_since: Option<Instant>,
     /// Last progress event.
     pub progress_reported_at: Instant,
     /// Trace requested.

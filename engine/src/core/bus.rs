@@ -248,7 +248,9 @@ pub struct Progress {
     pub bytes_done: u64,
     /// Object size.
     pub bytes_total: u64,
-    /// Average rate since the start, bytes per second.
+    /// Average rate of the bytes this transfer moved since the receiver first answered its
+    /// offer, bytes per second (what the receiver already held, from an interrupted earlier
+    /// transfer of the object, is not counted).
     pub rate_bytes_per_sec: u64,
     /// Estimated time to completion at that rate, milliseconds (`u64::MAX` unknown).
     pub eta_ms: u64,
@@ -1526,6 +1528,8 @@ impl Bus {
                 stalls: 0,
                 started_at: self.now,
                 bytes_acked: 0,
+                bytes_resumed: 0,
+                sending_since: None,
                 progress_reported_at: self.now,
                 trace: false,
             },
@@ -1552,11 +1556,17 @@ impl Bus {
     }
 
     fn progress_of(&self, t: &OutTransfer) -> Progress {
-        let elapsed = self.now.saturating_since(t.started_at);
+        // The average rate of the bytes this transfer moved, since the receiver answered: a
+        // resumed object's stored part is neither bytes moved nor time spent (counting it
+        // made examples/img_swap show 920 MB/s and a one-second ETA right after a resume).
+        let elapsed = t
+            .sending_since
+            .map_or(Duration::ZERO, |since| self.now.saturating_since(since));
+        let moved = t.bytes_acked.saturating_sub(t.bytes_resumed);
         let rate = if elapsed.as_nanos() == 0 {
             0
         } else {
-            (u128::from(t.bytes_acked) * 1_000_000_000 / u128::from(elapsed.as_nanos())) as u64
+            (u128::from(moved) * 1_000_000_000 / u128::from(elapsed.as_nanos())) as u64
         };
         let left = t.offer.object_len.saturating_sub(t.bytes_acked);
         let eta_ms = if left == 0 {
@@ -3425,6 +3435,10 @@ impl Bus {
             t.state = OutState::Sending;
             t.last_progress = now;
             t.cursor = 0;
+            // What the receiver held before (an interrupted earlier transfer of the object)
+            // moved at another time: the rate counts only what moves from now on.
+            t.bytes_resumed = t.bytes_acked;
+            t.sending_since = Some(now);
         }
         if map.complete {
             if t.acked.is_full() {
