@@ -322,3 +322,36 @@ mod typed {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn requests_that_timed_out_are_forgotten() {
+    // Regression (img_swap review): a request whose reply never came stayed in the shard's
+    // waiter table for good; a client polling a dead peer grew it without bound.
+    let dir = temp("request-timeouts");
+    let b = Station::builder()
+        .id(2)
+        .listen_tcp("127.0.0.1:0".parse().unwrap())
+        .spool_dir(dir.join("b"))
+        .serve(2005, |_: &mut Context<'_>, _: &Message<'_>| {}) // never answers
+        .build()
+        .unwrap();
+    let a = Station::builder()
+        .id(1)
+        .connect_tcp(b.local_addrs()[0])
+        .spool_dir(dir.join("a"))
+        .build()
+        .unwrap();
+    a.wait_for_port(2005, WAIT).unwrap();
+    for _ in 0..20 {
+        let result = a.request(
+            Outgoing::to_station(2, 2005, b"anyone?".to_vec()),
+            Duration::from_millis(20),
+        );
+        assert!(result.is_err());
+    }
+    assert!(a.requests_waiting().unwrap() > 0);
+    assert!(wait_until(|| a.requests_waiting().unwrap() == 0));
+    a.shutdown();
+    b.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

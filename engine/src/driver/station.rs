@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
+use crate::core::Duration;
 use crate::core::bulk::{IoFailure, IoId, IoOutcome, IoRequest};
 use crate::core::config::{shard_of, shard_station};
 use crate::core::control::{AuditRecord, Reason};
@@ -107,7 +108,12 @@ enum Command {
         Option<SyncSender<Result<Outcome, StationError>>>,
         SyncSender<Result<u64, StationError>>,
     ),
-    Request(Outgoing, SyncSender<Result<Vec<u8>, StationError>>),
+    Request(
+        Outgoing,
+        SyncSender<Result<Vec<u8>, StationError>>,
+        StdDuration,
+    ),
+    RequestsWaiting(SyncSender<usize>),
     Stream(u16, u32, Vec<u8>),
     Bulk {
         destination: u32,
@@ -699,7 +705,7 @@ impl Station {
         timeout: StdDuration,
     ) -> Result<Vec<u8>, StationError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.command(Command::Request(message, tx))?;
+        self.command(Command::Request(message, tx, timeout))?;
         match rx.recv_timeout(timeout) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(StationError::Timeout(timeout)),
@@ -762,6 +768,21 @@ impl Station {
                 .recv_timeout(StdDuration::from_secs(10))
                 .map_err(|_| StationError::Stopped)?;
             total.add(&stats);
+        }
+        Ok(total)
+    }
+
+    /// Requests (from [`Station::request`]) still waiting for their reply, over every shard.
+    /// A request whose caller gave up is forgotten within about a second of its timeout, so
+    /// this stays bounded by the requests made in the last timeout span.
+    pub fn requests_waiting(&self) -> Result<usize, StationError> {
+        let mut total = 0;
+        for shard in 0..self.shards.len() {
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.command_to(shard, Command::RequestsWaiting(tx))?;
+            total += rx
+                .recv_timeout(StdDuration::from_secs(10))
+                .map_err(|_| StationError::Stopped)?;
         }
         Ok(total)
     }
@@ -908,7 +929,10 @@ struct Shard {
     send_waiters: HashMap<u64, SyncSender<Result<Outcome, StationError>>>,
     /// With the durable outbox, `send` returns only once the message is journaled.
     journal_waiters: HashMap<u64, SyncSender<Result<u64, StationError>>>,
-    request_waiters: HashMap<u32, SyncSender<Result<Vec<u8>, StationError>>>,
+    /// Requests waiting for their reply, with the instant their caller stops waiting.
+    request_waiters: HashMap<u32, (Instant, SyncSender<Result<Vec<u8>, StationError>>)>,
+    /// When `request_waiters` is next swept of requests whose caller gave up.
+    waiters_swept_at: Instant,
     ready_io: VecDeque<(IoId, IoOutcome)>,
     /// Buffers back from the reactor and from finished file writes, sorted by
     /// [`Shard::keep_spares`] at the end of each cycle.
@@ -991,6 +1015,7 @@ impl Shard {
             send_waiters: HashMap::new(),
             journal_waiters: HashMap::new(),
             request_waiters: HashMap::new(),
+            waiters_swept_at: Instant::ZERO,
             ready_io: VecDeque::new(),
             recycled: Vec::new(),
             spare: Vec::new(),
@@ -1311,6 +1336,17 @@ impl Shard {
         COMMANDS_PER_CYCLE
     }
 
+    /// Forgets requests whose caller stopped waiting (its timeout passed): their reply, if it
+    /// ever comes, has nobody to go to. At most once a second; each sweep is O(waiting).
+    fn sweep_request_waiters(&mut self, now: Instant) {
+        if now.saturating_since(self.waiters_swept_at) < Duration::from_secs(1) {
+            return;
+        }
+        self.waiters_swept_at = now;
+        self.request_waiters
+            .retain(|_, (deadline, _)| *deadline > now);
+    }
+
     fn handle_command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Send(message, waiter, id) => {
@@ -1332,7 +1368,10 @@ impl Shard {
                     }
                 }
             }
-            Command::Request(mut message, reply) => {
+            Command::Request(mut message, reply, timeout) => {
+                self.sweep_request_waiters(now);
+                let deadline =
+                    now + Duration::from_nanos(timeout.as_nanos().min(u64::MAX.into()) as u64);
                 let route = message.route_id.unwrap_or_else(|| {
                     // Unique among this station's outstanding requests.
                     let mut route = (now.as_nanos() as u32) | 1;
@@ -1344,7 +1383,7 @@ impl Shard {
                 message.route_id = Some(route);
                 match self.bus.send(now, message) {
                     Ok(_) => {
-                        self.request_waiters.insert(route, reply);
+                        self.request_waiters.insert(route, (deadline, reply));
                     }
                     Err(e) => {
                         let _ = reply.try_send(Err(e.into()));
@@ -1380,6 +1419,10 @@ impl Shard {
             },
             Command::Stats(reply) => {
                 let _ = reply.try_send(self.bus.stats().clone());
+            }
+            Command::RequestsWaiting(reply) => {
+                self.sweep_request_waiters(now);
+                let _ = reply.try_send(self.request_waiters.len());
             }
             Command::Peers(reply) => {
                 let mut peers: Vec<(u32, Vec<u16>)> = self
@@ -1760,7 +1803,7 @@ impl Shard {
                 Event::Reply {
                     route_id, payload, ..
                 } => {
-                    if let Some(waiter) = self.request_waiters.remove(&route_id) {
+                    if let Some((_, waiter)) = self.request_waiters.remove(&route_id) {
                         let _ = waiter.try_send(Ok(payload));
                     }
                 }
