@@ -102,6 +102,9 @@ pub enum Outcome {
     DeadLettered(AuditRecord),
 }
 
+/// Where the reply to a [`Station::request`] goes.
+type ReplyWaiter = SyncSender<Result<Vec<u8>, StationError>>;
+
 enum Command {
     Send(
         Outgoing,
@@ -930,7 +933,7 @@ struct Shard {
     /// With the durable outbox, `send` returns only once the message is journaled.
     journal_waiters: HashMap<u64, SyncSender<Result<u64, StationError>>>,
     /// Requests waiting for their reply, with the instant their caller stops waiting.
-    request_waiters: HashMap<u32, (Instant, SyncSender<Result<Vec<u8>, StationError>>)>,
+    request_waiters: HashMap<u32, (Instant, ReplyWaiter)>,
     /// When `request_waiters` is next swept of requests whose caller gave up.
     waiters_swept_at: Instant,
     ready_io: VecDeque<(IoId, IoOutcome)>,
