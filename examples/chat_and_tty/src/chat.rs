@@ -438,9 +438,13 @@ pub fn run_client(options: &ClientOptions) -> Result<(), String> {
     });
     let s = screen.clone();
     let r = roster.clone();
+    let me = options.name.clone();
     builder = builder.serve(PRESENCE, move |_: &mut Context<'_>, m: &Message<'_>| {
         if let Ok(p) = m.decode::<Presence>() {
             set_roster(&r, &p.online, &p.stations);
+            if p.joined && p.name == me {
+                return; // "connected as …" says it
+            }
             let what = match (p.joined, p.lost) {
                 (true, _) => "joined",
                 (false, false) => "left",

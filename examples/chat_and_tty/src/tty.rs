@@ -270,7 +270,7 @@ fn open_session(
         "tty-server: session {session:08x} for station {client}, {}x{}",
         open.cols, open.rows
     );
-    std::thread::spawn(move || write_pty(master, writer, input_rx));
+    std::thread::spawn(move || write_pty(session, master, writer, input_rx));
     let station = station.clone();
     let sessions = sessions.clone();
     std::thread::spawn(move || {
@@ -292,6 +292,7 @@ fn open_session(
 
 /// Applies a session's input in order until the session is gone.
 fn write_pty(
+    session: u32,
     master: Box<dyn MasterPty + Send>,
     mut writer: Box<dyn Write + Send>,
     input: Receiver<SessionInput>,
@@ -299,9 +300,15 @@ fn write_pty(
     for item in input {
         let ok = match item {
             SessionInput::Keys(bytes) => writer.write_all(&bytes).and_then(|()| writer.flush()),
-            SessionInput::Resize(rows, cols) => master
-                .resize(pty_size(rows, cols))
-                .map_err(std::io::Error::other),
+            SessionInput::Resize(rows, cols) => {
+                let size = pty_size(rows, cols);
+                let done = master.resize(size).map_err(std::io::Error::other);
+                println!(
+                    "tty-server: session {session:08x} resized to {}x{}",
+                    size.cols, size.rows
+                );
+                done
+            }
         };
         if ok.is_err() {
             break;

@@ -1,0 +1,269 @@
+//! Test kit: drive programs in `tmux` as a person would, and read what the screen shows.
+//!
+//! Each [`Tmux`] has a private server (`tmux -L <unique socket>`, no configuration file) and
+//! kills only that server when dropped. Waiting is polling `capture-pane` until a condition
+//! holds or a deadline passes; a timeout fails the test and prints the screen.
+
+#![allow(dead_code)] // each test binary uses part of the kit
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long any one condition may take.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between two looks at the screen.
+const POLL: Duration = Duration::from_millis(20);
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or test run) uses.
+pub fn unique(tag: &str) -> String {
+    format!(
+        "tt-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The example's binary, built by cargo for these tests.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_chat_and_tty")
+}
+
+/// A private tmux server.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A server of its own (started by the first session).
+    pub fn new(tag: &str) -> Tmux {
+        let probe = Command::new("tmux").arg("-V").output();
+        assert!(
+            probe.is_ok_and(|o| o.status.success()),
+            "these tests need tmux (apt-get install tmux; .ci/run installs it)"
+        );
+        Tmux {
+            socket: unique(tag),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn check(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `command` (a shell command line) in a new 100x30 session named `name`. The pane
+    /// stays after the command exits, so its exit status can be read.
+    pub fn start(&self, name: &str, command: &str) {
+        self.check(&[
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "-s",
+            name,
+            command,
+        ]);
+        self.check(&["set-option", "-t", name, "remain-on-exit", "on"]);
+    }
+
+    /// Sends keys by tmux name (`Enter`, `C-c`, `C-]`) or as text.
+    pub fn keys(&self, name: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", name];
+        args.extend_from_slice(keys);
+        self.check(&args);
+    }
+
+    /// Types `text` literally, then Enter.
+    pub fn line(&self, name: &str, text: &str) {
+        self.check(&["send-keys", "-t", name, "-l", text]);
+        self.check(&["send-keys", "-t", name, "Enter"]);
+    }
+
+    /// What the pane shows now.
+    pub fn screen(&self, name: &str) -> String {
+        self.check(&["capture-pane", "-p", "-t", name])
+    }
+
+    /// Resizes the session's window.
+    pub fn resize(&self, name: &str, cols: u16, rows: u16) {
+        self.check(&[
+            "resize-window",
+            "-t",
+            name,
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+        ]);
+    }
+
+    /// Polls the screen until `condition` holds; returns that screen.
+    pub fn wait(&self, name: &str, what: &str, condition: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let screen = self.screen(name);
+            if condition(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {DEADLINE:?} waiting for {what} in {name}; the screen:\n{screen}"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until the screen shows `text`.
+    pub fn wait_text(&self, name: &str, text: &str) -> String {
+        self.wait(name, &format!("{text:?}"), |s| s.contains(text))
+    }
+
+    /// Waits until the pane's program has exited; returns its exit status.
+    pub fn wait_exit(&self, name: &str) -> i32 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let status = self.check(&[
+                "list-panes",
+                "-t",
+                name,
+                "-F",
+                "#{pane_dead} #{pane_dead_status}",
+            ]);
+            let mut words = status.split_whitespace();
+            if words.next() == Some("1") {
+                return words.next().and_then(|w| w.parse().ok()).unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {DEADLINE:?} waiting for {name} to exit; the screen:\n{}",
+                self.screen(name)
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Kills one session (its program gets SIGHUP, as when a terminal window is closed).
+    pub fn kill_session(&self, name: &str) {
+        self.check(&["kill-session", "-t", name]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Only this test's server; it may never have started.
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// A server process of the example (hub or tty-server), stopped when dropped.
+pub struct Server {
+    child: Child,
+    log: PathBuf,
+    dir: PathBuf,
+    /// The address it listens on, from its first output line.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `chat_and_tty <args>` with its output in a file, and waits for its first line.
+    pub fn start(tag: &str, args: &[&str]) -> Server {
+        let dir = std::env::temp_dir().join(unique(tag));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let log = dir.join("out.log");
+        let child = Command::new(binary())
+            .args(args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).expect("log file"))
+            .stderr(fs::File::create(dir.join("err.log")).expect("log file"))
+            .spawn()
+            .expect("the example starts");
+        let mut server = Server {
+            child,
+            log,
+            dir,
+            addr: String::new(),
+        };
+        let first = server.wait_log("the listening line", |log| log.contains('\n'));
+        // "<role>: listening on <addr> station <id>"
+        server.addr = first
+            .split_whitespace()
+            .nth(3)
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_string();
+        server
+    }
+
+    /// Its output so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls its output until `condition` holds.
+    pub fn wait_log(&mut self, what: &str, condition: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let log = self.log();
+            if condition(&log) {
+                return log;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the server exited ({status}) before {what}; output:\n{log}\n{}",
+                    fs::read_to_string(self.dir.join("err.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {DEADLINE:?} waiting for {what}; output:\n{log}"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Its working directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Quotes `word` for the shell tmux runs commands with.
+pub fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+impl Server {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
