@@ -514,6 +514,30 @@ fn client_session(
         return Err(format!("the hub refused: {}", welcome.error));
     }
     set_roster(roster, &welcome.online, &welcome.stations);
+    // Group and broadcast sends reach the stations this one knows at the moment of sending
+    // (the bus expands them from its topology). A new station learns the others from their
+    // periodic adverts (every 500 ms), so "connected" waits until everyone online is known.
+    let deadline = Instant::now() + HUB_WAIT;
+    loop {
+        let known: Vec<u32> = station
+            .peers()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let missing = welcome
+            .stations
+            .iter()
+            .any(|id| *id != station.id() && !known.contains(id));
+        if !missing {
+            break;
+        }
+        if Instant::now() >= deadline {
+            screen.show("* some of those online are not reachable yet".to_string());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     screen.show(format!(
         "* connected as {}; online: {}",
         options.name,

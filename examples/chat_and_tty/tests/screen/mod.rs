@@ -100,9 +100,10 @@ impl Tmux {
         self.check(&["send-keys", "-t", name, "Enter"]);
     }
 
-    /// What the pane shows now.
+    /// What the pane shows now, with what scrolled off its top (tmux 3.3 scrolls a dead
+    /// pane by one line to print "Pane is dead").
     pub fn screen(&self, name: &str) -> String {
-        self.check(&["capture-pane", "-p", "-t", name])
+        self.check(&["capture-pane", "-p", "-S", "-", "-t", name])
     }
 
     /// Resizes the session's window.
