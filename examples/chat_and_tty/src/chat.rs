@@ -525,10 +525,12 @@ fn client_session(
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        let missing = welcome
-            .stations
+        // The roster as presence notices keep it: someone who left meanwhile is not waited for.
+        let missing = roster
+            .lock()
+            .expect("roster")
             .iter()
-            .any(|id| *id != station.id() && !known.contains(id));
+            .any(|(_, id)| *id != station.id() && !known.contains(id));
         if !missing {
             break;
         }

@@ -84,7 +84,13 @@ fn presence_groups_broadcast_direct_and_history() {
     // Leaving: bob says goodbye; carol vanishes (her terminal closes under her) and the hub
     // notices her station is gone.
     tmux.line("bob", "/quit");
-    assert_eq!(tmux.wait_exit("bob"), 0, "{}", tmux.screen("bob"));
+    let status = tmux.wait_exit("bob");
+    assert_eq!(
+        status,
+        0,
+        "bob exited with {status}:\n{}",
+        tmux.screen("bob")
+    );
     tmux.wait_text("alice", "* bob left; online: alice, carol");
     tmux.kill_session("carol");
     tmux.wait_text("alice", "* carol left (connection lost); online: alice");

@@ -71,8 +71,12 @@ impl Tmux {
     }
 
     /// Starts `command` (a shell command line) in a new 100x30 session named `name`. The pane
-    /// stays after the command exits, so its exit status can be read.
+    /// stays after the command exits and shows its exit status (tmux's own `pane_dead_status`
+    /// is not reliable in tmux 3.3: it stays empty when tmux sees the pty close before it
+    /// reaps the process).
     pub fn start(&self, name: &str, command: &str) {
+        // One tmux command list: the server runs it to the end before it handles the
+        // command's exit, so even a program that fails at once leaves its pane behind.
         self.check(&[
             "new-session",
             "-d",
@@ -82,9 +86,14 @@ impl Tmux {
             "30",
             "-s",
             name,
-            command,
+            &format!("{command}; echo \"{EXITED} $?]\""),
+            ";",
+            "set-option",
+            "-t",
+            name,
+            "remain-on-exit",
+            "on",
         ]);
-        self.check(&["set-option", "-t", name, "remain-on-exit", "on"]);
     }
 
     /// Sends keys by tmux name (`Enter`, `C-c`, `C-]`) or as text.
@@ -140,28 +149,11 @@ impl Tmux {
         self.wait(name, &format!("{text:?}"), |s| s.contains(text))
     }
 
-    /// Waits until the pane's program has exited; returns its exit status.
+    /// Waits until the pane's program has exited; returns its exit status (128 + N for a
+    /// death by signal N, as the shell reports it).
     pub fn wait_exit(&self, name: &str) -> i32 {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let status = self.check(&[
-                "list-panes",
-                "-t",
-                name,
-                "-F",
-                "#{pane_dead} #{pane_dead_status}",
-            ]);
-            let mut words = status.split_whitespace();
-            if words.next() == Some("1") {
-                return words.next().and_then(|w| w.parse().ok()).unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {DEADLINE:?} waiting for {name} to exit; the screen:\n{}",
-                self.screen(name)
-            );
-            std::thread::sleep(POLL);
-        }
+        let screen = self.wait(name, "the program's exit", |s| exit_status(s).is_some());
+        exit_status(&screen).expect("checked")
     }
 
     /// Kills one session (its program gets SIGHUP, as when a terminal window is closed).
@@ -255,6 +247,15 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// What the shell prints after the program: `[exited with status N]`.
+const EXITED: &str = "[exited with status";
+
+/// The status in an `[exited with status N]` line on `screen`, if there is one.
+fn exit_status(screen: &str) -> Option<i32> {
+    let rest = &screen[screen.find(EXITED)? + EXITED.len()..];
+    rest.split(']').next()?.trim().parse().ok()
 }
 
 /// Quotes `word` for the shell tmux runs commands with.
