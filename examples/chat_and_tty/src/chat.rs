@@ -633,7 +633,7 @@ fn execute(
             (
                 Outgoing::message(Recipient::Station(target), USER, &line("", text)),
                 Some(format!("[you -> {to}] {text}")),
-                format!("{to}"),
+                to.to_string(),
             )
         }
         Command::Group { group, text } => {

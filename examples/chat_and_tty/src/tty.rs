@@ -658,7 +658,7 @@ fn client_session(
             }
         }
     };
-    let code = match end {
+    match end {
         End::Escape => {
             let close = TtyClose { session };
             if let Ok(out) = Outgoing::message(Recipient::Station(server), TTY_CONTROL, &close) {
@@ -690,8 +690,7 @@ fn client_session(
             drop(raw);
             Err(why)
         }
-    };
-    code
+    }
 }
 
 fn read_keyboard(keys: &Sender<Key>, end: &Sender<End>) {
