@@ -24,8 +24,10 @@ fn join(tmux: &Tmux, hub: &Server, name: &str, groups: &[&str]) {
 
 #[test]
 fn presence_groups_broadcast_direct_and_history() {
+    let Some(tmux) = Tmux::new("presence_groups_broadcast_direct_and_history") else {
+        return;
+    };
     let hub = hub();
-    let tmux = Tmux::new("chat");
     join(&tmux, &hub, "alice", &["ops"]);
     join(&tmux, &hub, "bob", &[]);
 

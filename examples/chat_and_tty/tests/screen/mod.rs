@@ -39,16 +39,18 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// A server of its own (started by the first session).
-    pub fn new(tag: &str) -> Tmux {
+    /// A server of its own (started by the first session), or None, with a SKIPPED line,
+    /// when tmux is not installed (a fresh clone needs only Rust; `.ci/run` installs tmux, so
+    /// CI always runs these tests).
+    pub fn new(test: &str) -> Option<Tmux> {
         let probe = Command::new("tmux").arg("-V").output();
-        assert!(
-            probe.is_ok_and(|o| o.status.success()),
-            "these tests need tmux (apt-get install tmux; .ci/run installs it)"
-        );
-        Tmux {
-            socket: unique(tag),
+        if !probe.is_ok_and(|o| o.status.success()) {
+            eprintln!("SKIPPED {test}: no tmux on PATH (apt-get install tmux)");
+            return None;
         }
+        Some(Tmux {
+            socket: unique(test),
+        })
     }
 
     fn run(&self, args: &[&str]) -> Output {
