@@ -47,6 +47,10 @@ const SESSION_INPUT_QUEUE: usize = 256;
 const SCREEN_QUEUE: usize = 1024;
 /// Bytes the server reads from a pty at once (one stream frame at most).
 const OUTPUT_CHUNK: usize = 8192;
+/// Lifetime of output frames, in cycles. The bus's default (4) suits live media, where an old
+/// frame is worthless; a burst of terminal output (`cat` of a large file) queues hundreds of
+/// frames at once, and a longer life lets them through while still never resending any.
+const OUTPUT_LIFETIME_CYCLES: u8 = 64;
 /// After the remote shell exited, how long the client waits for its last output frames.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
@@ -169,6 +173,7 @@ pub fn run_server(options: &ServerOptions) -> Result<(), String> {
         .id(id)
         .name("tty-server")
         .spool_dir(common::spool_dir("tty-server", id))
+        .configure(|c| c.stream_lifetime = OUTPUT_LIFETIME_CYCLES)
         .listen_tcp(options.listen)
         .serve(TTY_CONTROL, control_handler(sessions.clone(), events_tx));
     let station = Arc::new(common::start(builder, "tty-server")?);
@@ -499,6 +504,7 @@ pub fn run_client(options: &ClientOptions) -> Result<u8, String> {
         .id(id)
         .name("tty-client")
         .spool_dir(common::spool_dir("tty", id))
+        .configure(|c| c.stream_queue_capacity = SCREEN_QUEUE)
         .connect_tcp(options.connect)
         .serve(TTY_CLIENT, move |_: &mut Context<'_>, m: &Message<'_>| {
             if let Ok(opened) = m.decode::<TtyOpened>() {
@@ -529,6 +535,11 @@ pub fn run_client(options: &ClientOptions) -> Result<u8, String> {
     let station = Arc::new(common::start(builder, "tty")?);
     let result = client_session(&station, &output, screen_rx, control_rx);
     let lost = output.lost.load(Ordering::Relaxed);
+    if std::env::var_os("TAMTAM_TTY_STATS").is_some() {
+        if let Ok(stats) = station.stats() {
+            eprintln!("chat_and_tty: {stats:?}");
+        }
+    }
     if let Ok(station) = Arc::try_unwrap(station) {
         common::finish(station);
     }
