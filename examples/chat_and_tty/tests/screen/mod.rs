@@ -36,6 +36,8 @@ pub fn binary() -> &'static str {
 /// A private tmux server.
 pub struct Tmux {
     socket: String,
+    /// TMPDIR of the programs it runs (their stations' spool directories), removed on drop.
+    dir: PathBuf,
 }
 
 impl Tmux {
@@ -48,9 +50,10 @@ impl Tmux {
             eprintln!("SKIPPED {test}: no tmux on PATH (apt-get install tmux)");
             return None;
         }
-        Some(Tmux {
-            socket: unique(test),
-        })
+        let socket = unique(test);
+        let dir = std::env::temp_dir().join(&socket);
+        fs::create_dir_all(&dir).expect("temp dir");
+        Some(Tmux { socket, dir })
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -88,7 +91,10 @@ impl Tmux {
             "30",
             "-s",
             name,
-            &format!("{command}; echo \"{EXITED} $?]\""),
+            &format!(
+                "TMPDIR={}; export TMPDIR; {command}; echo \"{EXITED} $?]\"",
+                quote(&self.dir.to_string_lossy())
+            ),
             ";",
             "set-option",
             "-t",
@@ -168,6 +174,7 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         // Only this test's server; it may never have started.
         let _ = self.run(&["kill-server"]);
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -189,6 +196,9 @@ impl Server {
         let child = Command::new(binary())
             .args(args)
             .current_dir(&dir)
+            // Its station's spool directory goes under TMPDIR: here, so that it goes away
+            // with the test even though the server is killed.
+            .env("TMPDIR", &dir)
             .stdin(Stdio::null())
             .stdout(fs::File::create(&log).expect("log file"))
             .stderr(fs::File::create(dir.join("err.log")).expect("log file"))
