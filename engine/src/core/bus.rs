@@ -377,6 +377,27 @@ struct Pending {
     failed_over: bool,
 }
 
+/// A message in a channel's ready queue, with what the scheduler ranks it by (copied from its
+/// `Pending` so that ranking the first 32 reads one contiguous queue, not 32 map lookups).
+#[derive(Debug, Clone, Copy)]
+struct ReadyEntry {
+    seq: u32,
+    queued_at: Instant,
+    priority: u8,
+    sender_port: u16,
+}
+
+impl Pending {
+    fn ready_entry(&self, seq: u32) -> ReadyEntry {
+        ReadyEntry {
+            seq,
+            queued_at: self.queued_at,
+            priority: self.header.priority,
+            sender_port: self.header.sender_port,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SendChannel {
     next_seq: u32,
@@ -385,7 +406,7 @@ struct SendChannel {
     /// Accepted but not yet given a sequence (the channel window is full).
     backlog: VecDeque<Pending>,
     /// Sequences ready to (re)transmit, in order.
-    ready: VecDeque<u32>,
+    ready: VecDeque<ReadyEntry>,
     /// Fire-and-forget frames ready to transmit.
     unreliable: VecDeque<(Header, Vec<u8>)>,
     srtt: Option<Duration>,
@@ -1298,8 +1319,8 @@ impl Bus {
                 channel.pending.insert(seq, pending);
             } else {
                 pending.in_ready = true;
+                channel.ready.push_back(pending.ready_entry(seq));
                 channel.pending.insert(seq, pending);
-                channel.ready.push_back(seq);
             }
         }
         self.journal_out.append(&mut journal);
@@ -1322,7 +1343,7 @@ impl Bus {
             if let Some(pending) = channel.pending.get_mut(&seq) {
                 if !pending.in_ready && pending.attempts == 0 {
                     pending.in_ready = true;
-                    channel.ready.push_back(seq);
+                    channel.ready.push_back(pending.ready_entry(seq));
                 }
             }
         }
@@ -1373,8 +1394,9 @@ impl Bus {
             if channel.next_seq.wrapping_sub(entry.seq) as i32 <= 0 {
                 channel.next_seq = entry.seq.wrapping_add(1);
             }
+            let ready = pending.ready_entry(entry.seq);
             if channel.pending.insert(entry.seq, pending).is_none() {
-                channel.ready.push_back(entry.seq);
+                channel.ready.push_back(ready);
                 self.outbox_len += 1;
             }
         }
@@ -1702,7 +1724,7 @@ impl Bus {
             return;
         }
         pending.in_ready = true;
-        channel.ready.push_back(seq);
+        channel.ready.push_back(pending.ready_entry(seq));
         if pending.header.flags.contains(Flags::TRACE_REQUESTED) {
             let header = pending.header;
             self.trace(&header, TraceEvent::RetryScheduled, 0, 0, 0);
@@ -1764,7 +1786,7 @@ impl Bus {
                 };
                 let channel = self.channels.get_mut(&destination).expect("listed");
                 if let Some(p) = channel.pending.remove(&seq) {
-                    channel.ready.retain(|&s| s != seq);
+                    channel.ready.retain(|r| r.seq != seq);
                     // It may have been journaled for the old server: that entry is settled.
                     self.push_event(Event::Rerouted {
                         request_id: p.header.request_id,
@@ -1795,7 +1817,7 @@ impl Bus {
         let Some(pending) = channel.pending.remove(&seq) else {
             return;
         };
-        channel.ready.retain(|&s| s != seq);
+        channel.ready.retain(|r| r.seq != seq);
         self.outbox_len -= 1;
         self.stats.dead_lettered += 1;
         let header = pending.header;
@@ -2233,9 +2255,10 @@ impl Bus {
         let mut waiting = std::mem::take(&mut self.scratch.services_waiting);
         waiting.clear();
         for c in destinations.iter().filter_map(|d| self.channels.get(d)) {
-            let ready = c.ready.iter().filter_map(|s| c.pending.get(s));
-            for port in ready
-                .map(|p| p.header.sender_port)
+            for port in c
+                .ready
+                .iter()
+                .map(|r| r.sender_port)
                 .chain(c.unreliable.iter().map(|(h, _)| h.sender_port))
             {
                 *waiting.entry(port).or_default() += 1;
@@ -2291,8 +2314,8 @@ impl Bus {
         }
         // Sequences answered while queued for a resend are dropped here, not searched for
         // when their answer comes.
-        while let Some(seq) = channel.ready.front() {
-            if channel.pending.contains_key(seq) {
+        while let Some(r) = channel.ready.front() {
+            if channel.pending.contains_key(&r.seq) {
                 break;
             }
             channel.ready.pop_front();
@@ -2300,26 +2323,41 @@ impl Bus {
         // Priority with aging: among the first ready messages, the one with the highest
         // priority plus waited time / aging_step goes first (ties: the oldest).
         let scan = channel.ready.len().min(32);
+        let steps = |queued_at: Instant| {
+            now.saturating_since(queued_at).as_nanos() / aging.as_nanos().max(1)
+        };
         let mut best = 0usize;
-        let mut best_score = 0u64;
-        for i in 0..scan {
-            let seq = channel.ready[i];
-            let Some(p) = channel.pending.get(&seq) else {
-                continue;
-            };
-            let waited = now.saturating_since(p.queued_at).as_nanos() / aging.as_nanos().max(1);
-            let score = u64::from(p.header.priority) + waited;
-            if score > best_score || i == 0 {
-                best = i;
-                best_score = score;
+        if channel.ready.iter().take(scan).all(|r| r.priority == 0) {
+            // The common case, without a division per message: the top score is the oldest
+            // message's, and the first message reaching it wins (usually the front).
+            let oldest = channel.ready.iter().take(scan).map(|r| r.queued_at).min();
+            if let Some(top) = oldest.map(steps) {
+                best = channel
+                    .ready
+                    .iter()
+                    .take(scan)
+                    .position(|r| steps(r.queued_at) == top)
+                    .unwrap_or(0);
+            }
+        } else {
+            let mut best_score = 0u64;
+            for (i, r) in channel.ready.iter().take(scan).enumerate() {
+                let score = u64::from(r.priority) + steps(r.queued_at);
+                if score > best_score || i == 0 {
+                    best = i;
+                    best_score = score;
+                }
             }
         }
         if best != 0 {
             let seq = channel.ready.remove(best).expect("in range");
             channel.ready.push_front(seq);
         }
-        let seq = *channel.ready.front()?;
-        channel.pending.get(&seq).map(|p| p.header.sender_port)
+        let front = *channel.ready.front()?;
+        channel
+            .pending
+            .contains_key(&front.seq)
+            .then_some(front.sender_port)
     }
 
     fn transmit_fast_one(&mut self, destination: u32) -> bool {
@@ -2340,7 +2378,7 @@ impl Bus {
             }
             return true;
         }
-        let Some(seq) = channel.ready.pop_front() else {
+        let Some(ReadyEntry { seq, .. }) = channel.ready.pop_front() else {
             return false;
         };
         let Some(pending) = channel.pending.get_mut(&seq) else {
@@ -2917,7 +2955,7 @@ impl Bus {
             return; // Stale or duplicate ACK: the message is finished already.
         };
         if pending.in_ready {
-            channel.ready.retain(|&s| s != seq);
+            channel.ready.retain(|r| r.seq != seq);
         }
         // Karn's rule: only unambiguous samples (one transmission) update the estimate.
         if pending.attempts == 1 {
