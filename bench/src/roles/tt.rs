@@ -609,7 +609,8 @@ fn pump_windows(station: &Station, parts: &ClientParts, args: &Args) -> Result<(
     result
 }
 
-/// One-way ACK'd messages sent from an application thread with [`Station::send`].
+/// One-way ACK'd messages sent from an application thread with [`Station::post`] (which
+/// does not wait for the shard thread, as [`Station::send`] does to return the id).
 fn api_pump(station: &Station, args: &Args, destination: u32) -> Result<(), String> {
     let size: usize = args.num("size", 64)?;
     let mut payload = vec![0x5a; size.max(1)];
@@ -619,13 +620,13 @@ fn api_pump(station: &Station, args: &Args, destination: u32) -> Result<(), Stri
         let sender = scope.spawn(|| {
             let mut refused = 0u64;
             while running.load(Ordering::Relaxed) {
-                match station.send(Outgoing::to_station(
+                match station.post(Outgoing::to_station(
                     destination,
                     SINK_PORT,
                     payload.clone(),
                 )) {
-                    Ok(_) => {}
-                    Err(StationError::Send(_)) => {
+                    Ok(()) => {}
+                    Err(StationError::Send(_) | StationError::Busy(_)) => {
                         refused += 1;
                         std::thread::sleep(Duration::from_micros(50));
                     }

@@ -719,6 +719,17 @@ impl Bus {
         self.collector.as_ref()
     }
 
+    /// How many more ACK-required messages (per destination) the outbox takes now.
+    pub fn outbox_room(&self) -> usize {
+        self.config.outbox_capacity.saturating_sub(self.outbox_len)
+    }
+
+    /// Counts a message from outside the bus (a posted one) that [`Bus::send`] refused, in
+    /// `emit_drops`, as a handler's refused emit is counted.
+    pub fn count_refused_emit(&mut self) {
+        self.stats.emit_drops += 1;
+    }
+
     /// The current queue depths (see [`Gauges`] for the bound of each).
     pub fn gauges(&self) -> Gauges {
         let mut g = Gauges {

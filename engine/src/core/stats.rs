@@ -74,7 +74,8 @@ stats! {
     port_queue_drops,
     /// Sends refused because the outbox was full.
     outbox_full,
-    /// Handler emits refused because the per-cycle budget was spent.
+    /// Messages emitted by handlers, or posted with `Station::post`, that the bus refused
+    /// (the per-cycle budget was spent, no server of the port, ...).
     emit_drops,
     /// Stream frames sent (copies).
     stream_sent,

@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -74,6 +74,9 @@ pub enum StationError {
     /// The station has stopped.
     #[error("the station has stopped")]
     Stopped,
+    /// [`Station::post`]: this many messages already wait for the bus; retry later.
+    #[error("{0} posted messages are waiting for the bus; retry later")]
+    Busy(usize),
     /// A TPF message could not be encoded.
     #[error("cannot encode the message: {0}")]
     Encode(#[from] tamtam_tpf::Error),
@@ -118,6 +121,7 @@ enum Command {
     ),
     RequestsWaiting(SyncSender<usize>),
     Stream(u16, u32, Vec<u8>),
+    Post(Outgoing),
     Bulk {
         destination: u32,
         port: u16,
@@ -356,6 +360,7 @@ impl StationBuilder {
         // id `station | k << 24` and answers to the station's id as an alias. Ports are sharded
         // by the pure function `shard_of`.
         let shard_count = cores.max(1) as u32;
+        let payload_len_max = config.payload_len_max;
         let mut buses = Vec::with_capacity(shard_count as usize);
         for k in 0..shard_count {
             let mut c = config.clone();
@@ -491,6 +496,7 @@ impl StationBuilder {
             let waker = reactor.waker();
             shard.busy_poll = busy_poll;
             let parked = shard.parked.clone();
+            let posted = shard.posted.clone();
             let core = (!core_ids.is_empty()).then(|| core_ids[k % core_ids.len()]);
             let thread_name = match (&name, k) {
                 (n, 0) if !n.is_empty() => n.clone(),
@@ -513,11 +519,13 @@ impl StationBuilder {
                 commands,
                 waker,
                 parked,
+                posted,
                 thread: Some(thread),
             });
         }
         Ok(Station {
             shards: handles,
+            payload_len_max,
             local_addrs,
             station_id,
             backend: backend_name,
@@ -535,6 +543,8 @@ struct ShardHandle {
     /// Set by the shard while it may block in the reactor: only then does a command need
     /// the doorbell (an eventfd write, and a read on the shard's side).
     parked: Arc<AtomicBool>,
+    /// Messages posted to this shard and not yet taken by its bus (see [`Station::post`]).
+    posted: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -563,6 +573,7 @@ fn fresh_incarnation(dir: &Path) -> io::Result<u32> {
 /// A running station.
 pub struct Station {
     shards: Vec<ShardHandle>,
+    payload_len_max: u32,
     local_addrs: Vec<SocketAddr>,
     station_id: u32,
     backend: &'static str,
@@ -664,6 +675,35 @@ impl Station {
     /// Shards (cores) the station runs on.
     pub fn cores(&self) -> usize {
         self.shards.len()
+    }
+
+    /// Queues a message for the bus and returns at once, without waiting for the shard
+    /// thread (which [`Station::send`] does, to return the request id): the fast way to send
+    /// many messages from an application thread.
+    ///
+    /// Bounded: at most [`POSTED_MAX`] posted messages wait per station, beyond which this
+    /// returns [`StationError::Busy`] (back-pressure; retry later). A message the bus cannot
+    /// take yet because its outbox is full waits, in order, until acknowledgements make room,
+    /// so an ACK-required post is never dropped for lack of room. One the bus refuses for
+    /// another reason (no server of the port, too many destinations) is counted in the
+    /// `emit_drops` statistic, as a handler's refused emit is; payloads over the size limit
+    /// are refused here.
+    pub fn post(&self, message: Outgoing) -> Result<(), StationError> {
+        if message.payload.len() > self.payload_len_max as usize {
+            return Err(StationError::Send(crate::core::SendError::TooLarge {
+                len: message.payload.len(),
+                max: self.payload_len_max,
+            }));
+        }
+        let handle = &self.shards[0];
+        let waiting = handle.posted.fetch_add(1, Ordering::Relaxed);
+        if waiting >= POSTED_MAX {
+            handle.posted.fetch_sub(1, Ordering::Relaxed);
+            return Err(StationError::Busy(waiting));
+        }
+        self.command(Command::Post(message)).inspect_err(|_| {
+            handle.posted.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     /// Sends a message; returns its request id at once.
@@ -957,6 +997,10 @@ struct Shard {
     to_close: Vec<Token>,
     /// Raised while the shard may block in the reactor (see [`Station::command`]).
     parked: Arc<AtomicBool>,
+    /// Posted messages counted until the bus takes them (shared with [`ShardHandle`]).
+    posted: Arc<AtomicUsize>,
+    /// Posted messages waiting for room in the bus's outbox, in order.
+    posted_backlog: VecDeque<Outgoing>,
     /// Never yield or park (see [`StationBuilder::busy_poll`]).
     busy_poll: bool,
     stop: bool,
@@ -973,6 +1017,10 @@ const SPARE_BYTES_MAX: usize = 8 << 20;
 /// 1 GiB file.)
 const BUS_POOL_BUFFER_MAX: usize = 4096;
 const COMMANDS_PER_CYCLE: usize = 4096;
+
+/// Posted messages (see [`Station::post`]) that may wait per station before `post` answers
+/// [`StationError::Busy`].
+pub const POSTED_MAX: usize = 65_536;
 /// How often a parked shard polls external links and listeners that cannot wake it.
 const EXTERNAL_POLL_EVERY: StdDuration = StdDuration::from_millis(1);
 
@@ -1029,6 +1077,8 @@ impl Shard {
             listener_watches: Vec::new(),
             to_close: Vec::new(),
             parked: Arc::new(AtomicBool::new(false)),
+            posted: Arc::new(AtomicUsize::new(0)),
+            posted_backlog: VecDeque::new(),
             busy_poll: false,
             stop: false,
         }
@@ -1321,7 +1371,25 @@ impl Shard {
     }
 
     /// Handles up to [`COMMANDS_PER_CYCLE`] queued commands; returns how many.
+    /// Hands posted messages to the bus, in order, while its outbox has room.
+    fn take_posted(&mut self, now: Instant) {
+        while let Some(message) = self.posted_backlog.front() {
+            if message.ack && self.bus.outbox_room() == 0 {
+                return; // Acknowledgements will make room; this runs again each iteration.
+            }
+            let message = self.posted_backlog.pop_front().expect("front exists");
+            self.posted.fetch_sub(1, Ordering::Relaxed);
+            if self.bus.send(now, message).is_err() {
+                self.bus.count_refused_emit();
+            }
+        }
+    }
+
     fn take_commands(&mut self, inbox: &Receiver<Command>) -> usize {
+        if !self.posted_backlog.is_empty() {
+            let now = self.clock.now();
+            self.take_posted(now);
+        }
         let mut now = None;
         for taken in 0..COMMANDS_PER_CYCLE {
             match inbox.try_recv() {
@@ -1392,6 +1460,10 @@ impl Shard {
                         let _ = reply.try_send(Err(e.into()));
                     }
                 }
+            }
+            Command::Post(message) => {
+                self.posted_backlog.push_back(message);
+                self.take_posted(now);
             }
             Command::Stream(port, stream, payload) => {
                 self.bus.stream_send(now, port, stream, &payload);
