@@ -414,3 +414,57 @@ fn posted_messages_all_arrive_with_a_small_outbox_and_back_pressure_is_bounded()
     b.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_stalled_stream_reader_costs_the_sender_bounded_memory() {
+    // Regression: a TCP peer that stops reading made the sender's reactor queue frames without
+    // bound (stream frames have no window). Now the shard drops beyond a few MiB queued for the
+    // link and counts `link_queue_drops`. Method: the subscriber's handler blocks its shard on
+    // the first frame (a stalled reader) until the test releases it.
+    let dir = temp("stalled-reader");
+    let (blocked_tx, blocked_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let stalled = std::sync::atomic::AtomicBool::new(false);
+    let b = Station::builder()
+        .id(2)
+        .listen_tcp("127.0.0.1:0".parse().unwrap())
+        .spool_dir(dir.join("b"))
+        .subscribe(3000, move |_: &mut Context<'_>, _: &Message<'_>| {
+            if !stalled.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                let _ = blocked_tx.try_send(());
+                let _ = release_rx.lock().unwrap().recv_timeout(WAIT);
+            }
+        })
+        .build()
+        .unwrap();
+    let a = Station::builder()
+        .id(1)
+        .connect_tcp(b.local_addrs()[0])
+        .spool_dir(dir.join("a"))
+        .build()
+        .unwrap();
+    assert!(wait_until(|| {
+        a.stream(3000, 1, vec![1; 16]).unwrap();
+        blocked_rx.try_recv().is_ok()
+    }));
+    let frame = vec![7u8; 1024];
+    let mut sent = 0u32;
+    let mut dropped = false;
+    while sent < 200_000 && !dropped {
+        a.stream(3000, 1, frame.clone()).unwrap();
+        sent += 1;
+        if sent % 2000 == 0 {
+            dropped = a.stats().unwrap().link_queue_drops > 0;
+        }
+    }
+    let _ = release_tx.send(());
+    assert!(
+        dropped,
+        "no drop after {sent} frames of 1 KiB to a stalled reader"
+    );
+    eprintln!("first drops after {sent} frames of 1 KiB");
+    a.shutdown();
+    b.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -774,14 +774,16 @@ pub(super) fn subscribers(args: &Args, control: &Control) -> Result<(), String> 
 /// The stream counters of `s`, as `name=value` fields.
 fn stream_stats(s: &tamtam_engine::core::stats::Stats) -> String {
     format!(
-        "stream_sent={} stream_delivered={} stream_expired={} stream_overrun={} stream_duplicates={} frames_received={} cycles={}",
+        "stream_sent={} stream_delivered={} stream_expired={} stream_overrun={} stream_duplicates={} frames_received={} cycles={} link_queue_drops={} frames_sent={}",
         s.stream_sent,
         s.stream_delivered,
         s.stream_expired,
         s.stream_overrun,
         s.stream_duplicates,
         s.frames_received,
-        s.cycles
+        s.cycles,
+        s.link_queue_drops,
+        s.frames_sent
     )
 }
 

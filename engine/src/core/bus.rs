@@ -724,6 +724,12 @@ impl Bus {
         self.config.outbox_capacity.saturating_sub(self.outbox_len)
     }
 
+    /// Counts a frame the driver dropped because its link's transport queue was full (a
+    /// slow reader), in `link_queue_drops`.
+    pub fn count_link_queue_drop(&mut self) {
+        self.stats.link_queue_drops += 1;
+    }
+
     /// Counts a message from outside the bus (a posted one) that [`Bus::send`] refused, in
     /// `emit_drops`, as a handler's refused emit is counted.
     pub fn count_refused_emit(&mut self) {

@@ -1018,6 +1018,10 @@ const SPARE_BYTES_MAX: usize = 8 << 20;
 const BUS_POOL_BUFFER_MAX: usize = 4096;
 const COMMANDS_PER_CYCLE: usize = 4096;
 
+/// Bytes a TCP link may have queued in the reactor, not yet taken by the kernel, before the
+/// shard drops frames for it (`link_queue_drops`): a slow reader costs bounded memory.
+pub const TCP_QUEUED_BYTES_MAX: usize = 8 << 20;
+
 /// Posted messages (see [`Station::post`]) that may wait per station before `post` answers
 /// [`StationError::Busy`].
 pub const POSTED_MAX: usize = 65_536;
@@ -1682,6 +1686,14 @@ impl Shard {
         while let Some(t) = self.bus.poll_transmit() {
             match self.links.get(&t.link) {
                 Some(&LinkIo::Tcp { token, .. }) => {
+                    if reactor.queued_bytes(token) >= TCP_QUEUED_BYTES_MAX {
+                        // The peer reads slower than we send: drop rather than queue without
+                        // bound (a stream frame is lost, as a late one may be; the reliable
+                        // lanes resend), and count it as a full link queue.
+                        self.bus.count_link_queue_drop();
+                        self.bus.recycle(t.frame);
+                        continue;
+                    }
                     let mut framed = self.take_spare();
                     framed.clear();
                     framed.reserve(PREFIX_LEN + t.frame.len());
