@@ -219,9 +219,12 @@ fn run_in(dir: &std::path::Path, options: &Options) -> Result<(), String> {
     // Stream lane: frames with a lifetime in cycles, never acknowledged.
     println!("\n[stream lane] {} frames", options.frames);
     for i in 0..options.frames {
-        station_a
-            .stream(VIDEO, 7, format!("frame {i}").into_bytes())
-            .map_err(|e| format!("stream send failed: {e}"))?;
+        loop {
+            match station_a.stream(VIDEO, 7, format!("frame {i}").into_bytes()) {
+                Err(tamtam_engine::driver::StationError::Busy(_)) => std::thread::yield_now(),
+                other => break other.map_err(|e| format!("stream send failed: {e}"))?,
+            }
+        }
         if i % 16 == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }

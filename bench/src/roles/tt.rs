@@ -805,9 +805,14 @@ pub(super) fn streamer(args: &Args, control: &Control) -> Result<(), String> {
     let started = Instant::now();
     let mut frames = 0u64;
     loop {
-        station
-            .stream(STREAM_PORT, 1, payload.clone())
-            .map_err(station_error("stream"))?;
+        match station.stream(STREAM_PORT, 1, payload.clone()) {
+            // The shard's command queue is full: the publisher outruns its own shard.
+            Err(StationError::Busy(_)) => {
+                std::thread::yield_now();
+                continue;
+            }
+            other => other.map_err(station_error("stream"))?,
+        }
         frames += 1;
         if frames % STREAM_SYNC_EVERY == 0 {
             // A synchronous call: the shard has taken every frame before it.

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -492,7 +492,7 @@ impl StationBuilder {
         };
         let mut handles = Vec::with_capacity(shards.len());
         for (k, (mut shard, reactor)) in shards.into_iter().zip(reactors).enumerate() {
-            let (commands, inbox) = mpsc::channel();
+            let (commands, inbox) = mpsc::sync_channel(COMMAND_QUEUE_CAPACITY);
             let waker = reactor.waker();
             shard.busy_poll = busy_poll;
             let parked = shard.parked.clone();
@@ -538,7 +538,7 @@ impl StationBuilder {
 const SHARD_RING_CAPACITY: usize = 8192;
 
 struct ShardHandle {
-    commands: Sender<Command>,
+    commands: SyncSender<Command>,
     waker: Waker,
     /// Set by the shard while it may block in the reactor: only then does a command need
     /// the doorbell (an eventfd write, and a read on the shard's side).
@@ -659,17 +659,37 @@ impl Station {
 
     fn command_to(&self, shard: usize, command: Command) -> Result<(), StationError> {
         let handle = &self.shards[shard];
+        // Blocks while the shard's command queue is full: the caller waits for the shard.
         handle
             .commands
             .send(command)
             .map_err(|_| StationError::Stopped)?;
+        self.wake_if_parked(shard);
+        Ok(())
+    }
+
+    /// Like `command_to` shard 0, but answers [`StationError::Busy`] instead of waiting when
+    /// the command queue is full (for the calls that must never block the caller).
+    fn try_command(&self, command: Command) -> Result<(), StationError> {
+        match self.shards[0].commands.try_send(command) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                return Err(StationError::Busy(COMMAND_QUEUE_CAPACITY));
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StationError::Stopped),
+        }
+        self.wake_if_parked(0);
+        Ok(())
+    }
+
+    fn wake_if_parked(&self, shard: usize) {
+        let handle = &self.shards[shard];
         // Pairs with the fence in `Shard::run` before it parks: either the shard sees this
         // command when it checks the queue after raising `parked`, or we see `parked` here.
         fence(Ordering::SeqCst);
         if handle.parked.load(Ordering::Relaxed) {
             handle.waker.wake();
         }
-        Ok(())
     }
 
     /// Shards (cores) the station runs on.
@@ -701,7 +721,7 @@ impl Station {
             handle.posted.fetch_sub(1, Ordering::Relaxed);
             return Err(StationError::Busy(waiting));
         }
-        self.command(Command::Post(message)).inspect_err(|_| {
+        self.try_command(Command::Post(message)).inspect_err(|_| {
             handle.posted.fetch_sub(1, Ordering::Relaxed);
         })
     }
@@ -757,13 +777,16 @@ impl Station {
     }
 
     /// Sends one frame of stream `stream` on `port` to every listener (no ACK, no resend).
+    /// Never blocks: when the shard's command queue is full (the application produces
+    /// frames faster than the shard takes them) this answers [`StationError::Busy`]; drop
+    /// the frame or retry.
     pub fn stream(
         &self,
         port: u16,
         stream: u32,
         payload: impl Into<Vec<u8>>,
     ) -> Result<(), StationError> {
-        self.command(Command::Stream(port, stream, payload.into()))
+        self.try_command(Command::Stream(port, stream, payload.into()))
     }
 
     /// Sends the file at `path` to `port` on station `destination` over the bulk lane.
@@ -1017,6 +1040,10 @@ const SPARE_BYTES_MAX: usize = 8 << 20;
 /// 1 GiB file.)
 const BUS_POOL_BUFFER_MAX: usize = 4096;
 const COMMANDS_PER_CYCLE: usize = 4096;
+
+/// Commands (sends, stream frames, queries) a shard's queue holds. `Station::stream` and
+/// `Station::post` answer [`StationError::Busy`] when it is full; the other calls wait.
+pub const COMMAND_QUEUE_CAPACITY: usize = 8192;
 
 /// Bytes a TCP link may have queued in the reactor, not yet taken by the kernel, before the
 /// shard drops frames for it (`link_queue_drops`): a slow reader costs bounded memory.

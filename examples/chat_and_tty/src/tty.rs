@@ -329,7 +329,16 @@ fn stream_output(station: &Station, session: u32, mut reader: Box<dyn Read + Sen
         match reader.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
-                if station.stream(TTY_OUTPUT, session, &buffer[..n]).is_err() {
+                // A full command queue answers Busy: wait for the shard rather than lose output.
+                let sent = loop {
+                    match station.stream(TTY_OUTPUT, session, &buffer[..n]) {
+                        Err(tamtam_engine::driver::StationError::Busy(_)) => {
+                            std::thread::yield_now()
+                        }
+                        other => break other,
+                    }
+                };
+                if sent.is_err() {
                     break;
                 }
                 frames = frames.wrapping_add(1);
