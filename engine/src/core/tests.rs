@@ -237,20 +237,23 @@ fn stream_reaches_subscribers_and_is_never_acked() {
     assert_eq!(net.buses[1].stats().acks_sent, 0);
 }
 
+/// A handler that keeps every bulk object it is told about.
+struct BulkSink(Arc<Mutex<Vec<BulkReceived>>>);
+
+impl Service for BulkSink {
+    fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
+    fn on_bulk(&mut self, _: &mut Context<'_>, object: &BulkReceived) {
+        self.0.lock().unwrap().push(object.clone());
+    }
+}
+
 #[test]
 fn bulk_object_arrives_byte_identical() {
     let mut net = Net::new(2);
     net.wire(0, 1);
     let got: Arc<Mutex<Vec<BulkReceived>>> = Arc::default();
-    struct Sink(Arc<Mutex<Vec<BulkReceived>>>);
-    impl Service for Sink {
-        fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
-        fn on_bulk(&mut self, _: &mut Context<'_>, object: &BulkReceived) {
-            self.0.lock().unwrap().push(object.clone());
-        }
-    }
     net.buses[1]
-        .serve(5000, Box::new(Sink(got.clone())))
+        .serve(5000, Box::new(BulkSink(got.clone())))
         .unwrap();
     assert!(net.run_until(100, |n| n.buses[0].topology().route(2).is_some()));
     let object: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -355,15 +358,8 @@ fn bulk_segments_fit_a_small_link_and_oversized_frames_are_counted() {
     let link = net.wires.keys().find(|(bus, _)| *bus == 0).unwrap().1;
     net.buses[0].set_link_frame_len_max(link, 1200);
     let got: Arc<Mutex<Vec<BulkReceived>>> = Arc::default();
-    struct Sink(Arc<Mutex<Vec<BulkReceived>>>);
-    impl Service for Sink {
-        fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
-        fn on_bulk(&mut self, _: &mut Context<'_>, object: &BulkReceived) {
-            self.0.lock().unwrap().push(object.clone());
-        }
-    }
     net.buses[1]
-        .serve(5000, Box::new(Sink(got.clone())))
+        .serve(5000, Box::new(BulkSink(got.clone())))
         .unwrap();
     assert!(net.run_until(100, |n| n.buses[0].topology().route(2).is_some()));
     let object: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 251) as u8).collect();
