@@ -36,6 +36,21 @@ fn temp(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Whether files in `dir` can be opened with `O_DIRECT`.
+fn direct_io_works(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = dir.join("direct-probe");
+    let works = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    works
+}
+
 fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + WAIT;
     while std::time::Instant::now() < deadline {
@@ -133,6 +148,22 @@ fn tcp_fast_request_stream_and_bulk() {
         let stats = b.stats().unwrap();
         assert!(stats.delivered >= 2);
         assert_eq!(stats.frames_malformed, 0);
+        // 45 whole 64 KiB segments and a 50,880-byte tail: whole segments bypass the page
+        // cache where the file system allows O_DIRECT (waiting for an aligned buffer when
+        // all are in flight); the unaligned tail goes through it.
+        let written = stats.spool_writes_direct + stats.spool_writes_buffered;
+        eprintln!(
+            "spool writes ({backend:?}): {} direct, {} buffered",
+            stats.spool_writes_direct, stats.spool_writes_buffered
+        );
+        assert!(written >= 46, "{written} spool writes ({backend:?})");
+        assert!(stats.spool_writes_buffered >= 1, "the tail ({backend:?})");
+        if direct_io_works(b.spool_dir()) {
+            assert!(
+                stats.spool_writes_direct >= 45,
+                "every whole segment direct ({backend:?})"
+            );
+        }
         a.shutdown();
         b.shutdown();
         let _ = std::fs::remove_dir_all(&dir);
@@ -473,5 +504,39 @@ fn a_stalled_stream_reader_costs_the_sender_bounded_memory() {
     eprintln!("first drops after {sent} frames of 1 KiB");
     a.shutdown();
     b.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Goal: a station that requires registered spool buffers says what is wrong and what to do
+/// when it cannot have them, and starts where it can. Method: the epoll backend (which has no
+/// registered buffers) must refuse with the locked-memory advice; io_uring, where it runs
+/// here and the kernel registered the buffers, must start.
+#[test]
+fn require_registered_buffers_fails_clearly_without_them() {
+    let dir = temp("registered");
+    let error = Station::builder()
+        .id(9)
+        .backend(Backend::Poll)
+        .spool_dir(dir.join("spool"))
+        .require_registered_buffers(true)
+        .build()
+        .err()
+        .expect("epoll has no registered buffers");
+    let text = error.to_string();
+    assert!(text.contains("epoll"), "{text}");
+    assert!(text.contains("ulimit -l"), "{text}");
+    if std::env::var_os("TAMTAM_IO").is_none()
+        && tamtam_engine::driver::reactor::open(Backend::Uring)
+            .is_ok_and(|r| r.direct_buffers().registered)
+    {
+        let station = Station::builder()
+            .id(9)
+            .backend(Backend::Uring)
+            .spool_dir(dir.join("spool"))
+            .require_registered_buffers(true)
+            .build()
+            .expect("io_uring registers its spool buffers here");
+        station.shutdown();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

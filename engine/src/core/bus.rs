@@ -625,6 +625,15 @@ impl Bus {
         self.stats.link_frames_dropped += frames;
     }
 
+    /// Counts a spool write the driver made, direct (`O_DIRECT`) or through the page cache.
+    pub fn count_spool_write(&mut self, direct: bool) {
+        if direct {
+            self.stats.spool_writes_direct += 1;
+        } else {
+            self.stats.spool_writes_buffered += 1;
+        }
+    }
+
     /// Counts a link the driver closed because its byte stream could not be framed.
     pub fn handle_link_framing_error(&mut self) {
         self.stats.link_framing_closes += 1;

@@ -123,6 +123,11 @@ stats! {
     /// Links closed because their byte stream could not be framed (a TCP peer sent a length
     /// prefix out of bounds: the stream lost sync).
     link_framing_closes,
+    /// Bulk segments the driver wrote to the spool with `O_DIRECT` (page cache bypassed).
+    spool_writes_direct,
+    /// Bulk segments written through the page cache (unaligned tail segments, file systems
+    /// without `O_DIRECT`, or every aligned buffer in flight).
+    spool_writes_buffered,
 }
 
 /// The Reporter's answer (port 2), decoded: every counter by name, then transfer progress as

@@ -3,6 +3,7 @@
 //! the [`Station`] embedding API. The core (`crate::core`) never imports anything from here.
 
 pub mod clock;
+pub mod direct;
 pub mod link;
 pub mod net;
 pub mod outbox;

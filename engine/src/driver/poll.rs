@@ -12,7 +12,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::reactor::{EventFd, IoEvent, Reactor, Token, Waker};
+use super::direct::{DIRECT_BUF_LEN_DEFAULT, DirectPool, is_direct_aligned};
+use super::reactor::{DirectBuffers, DirectWrite, EventFd, IoEvent, Reactor, Token, Waker};
 
 const WAKER_TOKEN: u64 = u64::MAX;
 /// Tokens of watched descriptors ([`Reactor::watch`]) have this bit set; the rest is the
@@ -46,6 +47,8 @@ enum Socket {
 
 enum FileOp {
     Write(RawFd, u64, Vec<u8>, u64),
+    /// A direct write from pooled buffer `.2` of `.3` bytes.
+    Direct(RawFd, u64, u16, usize, u64),
     Read(RawFd, u64, Vec<u8>, u64),
     Sync(RawFd, u64),
 }
@@ -59,6 +62,8 @@ pub struct PollReactor {
     events: Vec<libc::epoll_event>,
     buffer: Vec<u8>,
     files: VecDeque<FileOp>,
+    /// Aligned buffers for direct writes, sized on first use.
+    direct: DirectPool,
     connected: VecDeque<Token>,
     closed: VecDeque<(Token, Option<io::Error>)>,
     done: Vec<Vec<u8>>,
@@ -88,6 +93,7 @@ impl PollReactor {
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_MAX],
             buffer: vec![0; READ_BUFFER_LEN],
             files: VecDeque::new(),
+            direct: DirectPool::empty(),
             connected: VecDeque::new(),
             closed: VecDeque::new(),
             done: Vec::new(),
@@ -260,6 +266,15 @@ impl PollReactor {
                         tag,
                         result,
                         buffer,
+                    });
+                }
+                FileOp::Direct(fd, offset, index, len, tag) => {
+                    let result = pwrite_all(fd, &self.direct.bytes(index)[..len], offset);
+                    self.direct.give_back(index);
+                    on_event(IoEvent::File {
+                        tag,
+                        result,
+                        buffer: Vec::new(),
                     });
                 }
                 FileOp::Read(fd, offset, mut buffer, tag) => {
@@ -461,6 +476,30 @@ impl Reactor for PollReactor {
 
     fn file_write(&mut self, fd: RawFd, offset: u64, buffer: Vec<u8>, tag: u64) {
         self.files.push_back(FileOp::Write(fd, offset, buffer, tag));
+    }
+
+    fn file_write_direct(&mut self, fd: RawFd, offset: u64, bytes: &[u8], tag: u64) -> DirectWrite {
+        if !is_direct_aligned(offset, bytes.len()) {
+            return DirectWrite::Unsuitable;
+        }
+        if self.direct.buffer_len() < bytes.len() && self.direct.available() == self.direct.len() {
+            // Nothing lent: (re)size the pool to the writes actually made.
+            self.direct = DirectPool::new(bytes.len().max(DIRECT_BUF_LEN_DEFAULT));
+        }
+        let Some((index, _)) = self.direct.lend(bytes) else {
+            return DirectWrite::Busy;
+        };
+        self.files
+            .push_back(FileOp::Direct(fd, offset, index, bytes.len(), tag));
+        DirectWrite::Submitted
+    }
+
+    fn direct_buffers(&self) -> DirectBuffers {
+        DirectBuffers {
+            registered: false,
+            bytes: self.direct.len() * self.direct.buffer_len(),
+            error: None,
+        }
     }
 
     fn file_read(&mut self, fd: RawFd, offset: u64, buffer: Vec<u8>, tag: u64) {

@@ -32,7 +32,7 @@ use crate::core::{Bus, BusConfig, Event, Instant, LinkId, Outgoing, Progress, Se
 use super::clock::Clock;
 use super::link::{ExternalLink, ExternalListener, Readiness};
 use super::outbox::Outbox;
-use super::reactor::{self, Backend, IoEvent, Reactor, Token, Waker};
+use super::reactor::{self, Backend, DirectWrite, IoEvent, Reactor, Token, Waker};
 use super::spool::Spool;
 
 /// Why a station could not start or an operation failed.
@@ -57,6 +57,13 @@ pub enum StationError {
         /// The OS error.
         source: io::Error,
     },
+    /// [`StationBuilder::require_registered_buffers`]: the kernel refused to register the
+    /// spool's aligned buffers with io_uring.
+    #[error(
+        "{0}: raise the locked-memory limit (`ulimit -l`, systemd `LimitMEMLOCK=`, or run with \
+         CAP_IPC_LOCK), or build the station without require_registered_buffers"
+    )]
+    RegisteredBuffers(String),
     /// The spool or outbox directory is unusable.
     #[error("cannot use {path}: {source}")]
     Storage {
@@ -167,6 +174,7 @@ pub struct StationBuilder {
     external_listeners: Vec<Box<dyn ExternalListener>>,
     cores: usize,
     busy_poll: bool,
+    require_registered_buffers: bool,
 }
 
 impl StationBuilder {
@@ -300,6 +308,16 @@ impl StationBuilder {
         self
     }
 
+    /// Fail [`StationBuilder::build`] unless every shard's spool buffers are registered with
+    /// io_uring (fixed buffers: the kernel pins their pages once, not on every bulk segment
+    /// written). Off by default: without registration, direct spool writes still work from
+    /// ordinary aligned buffers. Registration needs `RLIMIT_MEMLOCK` of at least 1 MiB per
+    /// core (or `CAP_IPC_LOCK`) and the io_uring backend.
+    pub fn require_registered_buffers(mut self, required: bool) -> Self {
+        self.require_registered_buffers = required;
+        self
+    }
+
     /// Starts the station. Errors say what is wrong and what to do.
     pub fn build(self) -> Result<Station, StationError> {
         let StationBuilder {
@@ -322,6 +340,7 @@ impl StationBuilder {
             external_listeners,
             cores,
             busy_poll,
+            require_registered_buffers,
         } = self;
         let spool_dir = spool_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("tamtam-spool-{}", config.station_id))
@@ -397,14 +416,26 @@ impl StationBuilder {
             Backend::Poll => "epoll",
             _ => "io_uring",
         };
+        let uring_config = super::uring::UringConfig {
+            // Direct spool writes copy a whole segment into one aligned buffer.
+            direct_buffer_len: config.segment_len as usize,
+            ..Default::default()
+        };
         let mut reactors = Vec::with_capacity(buses.len());
         for _ in 0..shard_count {
-            reactors.push(
-                reactor::open(backend).map_err(|source| StationError::Backend {
+            let reactor = reactor::open_with(backend, uring_config).map_err(|source| {
+                StationError::Backend {
                     backend: backend_label,
                     source,
-                })?,
-            );
+                }
+            })?;
+            if require_registered_buffers && !reactor.direct_buffers().registered {
+                let why = reactor.direct_buffers().error.unwrap_or_else(|| {
+                    format!("the {} backend has no registered buffers", reactor.name())
+                });
+                return Err(StationError::RegisteredBuffers(why));
+            }
+            reactors.push(reactor);
         }
         let backend_name = reactors[0].name();
         let wakers: Vec<Waker> = reactors.iter().map(|r| r.waker()).collect();
@@ -630,6 +661,7 @@ impl Station {
             external_listeners: Vec::new(),
             cores: 1,
             busy_poll: false,
+            require_registered_buffers: false,
         }
     }
 
@@ -938,6 +970,14 @@ enum FileWait {
         key: String,
         segment: u32,
         crc: u32,
+        offset: u64,
+        /// Bytes to write.
+        len: usize,
+        /// A direct write's segment, kept to write it again through the page cache if the
+        /// file system refuses `O_DIRECT` (`EINVAL`).
+        retained: Option<Vec<u8>>,
+        /// Write through the page cache even where direct writes are on.
+        buffered_only: bool,
     },
     Read {
         io: IoId,
@@ -990,6 +1030,9 @@ struct Shard {
     connecting: HashMap<Token, (SocketAddr, u32)>,
     reconnects: Vec<(StdInstant, SocketAddr, u32)>,
     files: HashMap<u64, FileWait>,
+    /// Spool writes not started yet: waiting for an aligned buffer, or to be written again
+    /// through the page cache after the file system refused a direct write.
+    spool_writes: VecDeque<(FileWait, Vec<u8>)>,
     file_tag: u64,
     sources: HashMap<u64, BulkWaiter>,
     send_waiters: HashMap<u64, SyncSender<Result<Outcome, StationError>>>,
@@ -1092,6 +1135,7 @@ impl Shard {
             connecting: HashMap::new(),
             reconnects: Vec::new(),
             files: HashMap::new(),
+            spool_writes: VecDeque::new(),
             file_tag: 0,
             sources: HashMap::new(),
             send_waiters: HashMap::new(),
@@ -1776,6 +1820,56 @@ impl Shard {
         self.file_tag
     }
 
+    /// Starts the queued spool writes, in order: direct when the spool has an `O_DIRECT`
+    /// descriptor and the segment is aligned, else through the page cache. Stops at the first
+    /// direct write that finds every aligned buffer in flight (it waits for a completion, so
+    /// aligned segments never fall back to the page cache merely for being many).
+    fn start_spool_writes(&mut self, reactor: &mut dyn Reactor) {
+        while let Some((mut wait, data)) = self.spool_writes.pop_front() {
+            let FileWait::Write {
+                io,
+                key,
+                offset,
+                retained,
+                buffered_only,
+                ..
+            } = &mut wait
+            else {
+                continue;
+            };
+            let Some((fd, direct_fd)) = self
+                .spool
+                .file(key)
+                .map(|f| (f.data.as_raw_fd(), f.direct_fd()))
+            else {
+                self.ready_io
+                    .push_back((*io, IoOutcome::Failed(IoFailure::Io)));
+                continue;
+            };
+            let tag = self.file_tag + 1;
+            if let Some(direct_fd) = direct_fd.filter(|_| !*buffered_only) {
+                match reactor.file_write_direct(direct_fd, *offset, &data, tag) {
+                    DirectWrite::Submitted => {
+                        self.file_tag = tag;
+                        self.bus.count_spool_write(true);
+                        *retained = Some(data);
+                        self.files.insert(tag, wait);
+                        continue;
+                    }
+                    DirectWrite::Busy => {
+                        self.spool_writes.push_front((wait, data));
+                        return;
+                    }
+                    DirectWrite::Unsuitable => {}
+                }
+            }
+            self.file_tag = tag;
+            self.bus.count_spool_write(false);
+            reactor.file_write(fd, *offset, data, tag);
+            self.files.insert(tag, wait);
+        }
+    }
+
     fn run_io(&mut self, reactor: &mut dyn Reactor) {
         while let Some(request) = self.bus.poll_io() {
             match request {
@@ -1799,19 +1893,20 @@ impl Shard {
                     offset,
                     data,
                 } => {
-                    let Some(fd) = self.spool.file(&key).map(|f| f.data.as_raw_fd()) else {
-                        self.ready_io
-                            .push_back((id, IoOutcome::Failed(IoFailure::Io)));
-                        continue;
-                    };
                     let crc = crc32c::crc32c(&data);
-                    let tag = self.next_tag(FileWait::Write {
-                        io: id,
-                        key,
-                        segment,
-                        crc,
-                    });
-                    reactor.file_write(fd, offset, data, tag);
+                    self.spool_writes.push_back((
+                        FileWait::Write {
+                            io: id,
+                            key,
+                            segment,
+                            crc,
+                            offset,
+                            len: data.len(),
+                            retained: None,
+                            buffered_only: false,
+                        },
+                        data,
+                    ));
                 }
                 IoRequest::SpoolFinish { id, key, crc32c } => {
                     let Some(fd) = self.spool.file(&key).map(|f| f.data.as_raw_fd()) else {
@@ -1845,6 +1940,7 @@ impl Shard {
                 }
             }
         }
+        self.start_spool_writes(reactor);
     }
 
     fn file_done(&mut self, tag: u64, result: io::Result<usize>, buffer: Vec<u8>) {
@@ -1857,19 +1953,51 @@ impl Shard {
                 key,
                 segment,
                 crc,
+                offset,
+                len,
+                retained,
+                ..
             } => {
-                let outcome = match result {
-                    Ok(n) if n == buffer.len() => {
-                        match self.spool.segment_written(&key, segment, crc) {
-                            Ok(()) => IoOutcome::Written,
-                            Err(failure) => IoOutcome::Failed(failure),
-                        }
+                let refused = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EINVAL));
+                let retained = match retained {
+                    Some(data) if refused => data,
+                    kept => {
+                        // A direct write's segment was kept aside; a buffered write's comes
+                        // back with its completion.
+                        let segment_buffer = kept.unwrap_or(buffer);
+                        let outcome = match result {
+                            Ok(n) if n == len => {
+                                match self.spool.segment_written(&key, segment, crc) {
+                                    Ok(()) => IoOutcome::Written,
+                                    Err(failure) => IoOutcome::Failed(failure),
+                                }
+                            }
+                            Ok(_) => IoOutcome::Failed(IoFailure::Io),
+                            Err(e) => IoOutcome::Failed(super::spool::map_io(e)),
+                        };
+                        self.recycled.push(segment_buffer);
+                        self.ready_io.push_back((io, outcome));
+                        return;
                     }
-                    Ok(_) => IoOutcome::Failed(IoFailure::Io),
-                    Err(e) => IoOutcome::Failed(super::spool::map_io(e)),
                 };
-                self.recycled.push(buffer);
-                self.ready_io.push_back((io, outcome));
+                {
+                    // The file system takes O_DIRECT opens but not these writes: buffered
+                    // from now on for this object, this segment included.
+                    self.spool.disable_direct(&key);
+                    self.spool_writes.push_front((
+                        FileWait::Write {
+                            io,
+                            key,
+                            segment,
+                            crc,
+                            offset,
+                            len,
+                            retained: None,
+                            buffered_only: true,
+                        },
+                        retained,
+                    ));
+                }
             }
             FileWait::Read { io } => {
                 let outcome = match result {

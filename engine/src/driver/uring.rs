@@ -42,8 +42,9 @@ use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
 
+use super::direct::{DIRECT_BUF_LEN_DEFAULT, DirectPool, is_direct_aligned};
 use super::net;
-use super::reactor::{EventFd, IoEvent, Reactor, Token, Waker};
+use super::reactor::{DirectBuffers, DirectWrite, EventFd, IoEvent, Reactor, Token, Waker};
 
 /// `user_data` of the waker's eventfd read.
 const USER_DATA_WAKER: u64 = u64::MAX;
@@ -91,6 +92,10 @@ pub struct UringConfig {
     /// Bytes per provided buffer. Also bounds a received datagram: a buffer holds a 16-byte
     /// recvmsg header, the sender's address (128 bytes) and the payload.
     pub buffer_len: u32,
+    /// Bytes per aligned buffer for direct spool writes (the bulk segment size; see
+    /// [`super::direct`]). The pool holds [`super::direct::DIRECT_POOL_BYTES`] of them, registered with the
+    /// ring when the kernel and `RLIMIT_MEMLOCK` allow.
+    pub direct_buffer_len: usize,
 }
 
 impl Default for UringConfig {
@@ -102,6 +107,7 @@ impl Default for UringConfig {
             // 64 KiB for stream data, plus room for the recvmsg header and address so that the
             // largest UDP datagram (65,527 bytes over IPv6) fits in one buffer.
             buffer_len: 64 * 1024 + 512,
+            direct_buffer_len: DIRECT_BUF_LEN_DEFAULT,
         }
     }
 }
@@ -162,6 +168,8 @@ pub struct UringCounters {
     pub submits_early: u64,
     /// Times the CQ overflowed and its parked completions were flushed from the kernel.
     pub cq_overflows: u64,
+    /// Direct (`O_DIRECT`) file writes made from the aligned pool.
+    pub direct_writes: u64,
 }
 
 // ------------------------------------------------------------------------------------------
@@ -526,13 +534,43 @@ struct FileOp {
     /// Bytes transferred so far.
     done: usize,
     tag: u64,
+    /// A direct write's pooled buffer (then `buffer` is empty).
+    direct: Option<DirectSlot>,
+}
+
+/// The pooled aligned buffer a direct write is made from ([`DirectPool`]).
+struct DirectSlot {
+    /// Index in the pool, and in the ring's registered buffers when `fixed`.
+    index: u16,
+    /// The buffer's address (stable while the pool lives; kept as an integer so the op stays
+    /// `Send`).
+    address: usize,
+    /// Bytes to write.
+    len: usize,
+    /// Written with `WRITE_FIXED` from the registered buffer.
+    fixed: bool,
 }
 
 impl FileOp {
+    /// Bytes the op transfers in all.
+    fn len(&self) -> usize {
+        self.direct.as_ref().map_or(self.buffer.len(), |d| d.len)
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         let fd = types::Fd(self.fd);
-        let len = (self.buffer.len() - self.done).min(FILE_CHUNK_MAX) as u32;
+        let len = (self.len() - self.done).min(FILE_CHUNK_MAX) as u32;
         let offset = self.offset + self.done as u64;
+        if let Some(direct) = &self.direct {
+            let address = (direct.address + self.done) as *const u8;
+            return if direct.fixed {
+                opcode::WriteFixed::new(fd, address, len, direct.index)
+                    .offset(offset)
+                    .build()
+            } else {
+                opcode::Write::new(fd, address, len).offset(offset).build()
+            };
+        }
         match self.kind {
             FileKind::Write => opcode::Write::new(fd, self.buffer[self.done..].as_ptr(), len)
                 .offset(offset)
@@ -767,6 +805,23 @@ fn unsupported(what: &str) -> io::Error {
 
 /// Names the likely cause of an `io_uring_setup` failure. EPERM and ENOSYS (io_uring blocked or
 /// absent) keep the kinds `PermissionDenied` and `Unsupported`.
+/// `RLIMIT_MEMLOCK` in words ("64 KiB", "unlimited").
+fn memlock_limit() -> String {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return "unknown".into();
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".into()
+    } else {
+        format!("{} KiB", limit.rlim_cur / 1024)
+    }
+}
+
 fn setup_error(error: io::Error) -> io::Error {
     match error.raw_os_error() {
         Some(libc::EPERM) => io::Error::new(
@@ -846,6 +901,10 @@ pub struct UringReactor {
     /// Set by `Drop`: completions release resources only; nothing is re-armed or reported.
     shutting_down: bool,
     counters: UringCounters,
+    /// Aligned buffers for direct spool writes (registered with the ring when allowed).
+    direct: DirectPool,
+    /// Why registering `direct` failed, if it did.
+    direct_error: Option<String>,
 }
 
 impl UringReactor {
@@ -886,6 +945,29 @@ impl UringReactor {
             ))
         })?;
         buffers.provide_all();
+        let mut direct = DirectPool::new(config.direct_buffer_len);
+        let iovecs: Vec<libc::iovec> = direct
+            .regions()
+            .into_iter()
+            .map(|(address, len)| libc::iovec {
+                iov_base: address as *mut libc::c_void,
+                iov_len: len,
+            })
+            .collect();
+        // SAFETY: the pool's buffers stay allocated, unmoved, for the reactor's life; the ring
+        // (dropped first, being the first field) releases the registration before they are
+        // freed, and `Drop` leaks them if the kernel may still write from them.
+        let direct_error = match unsafe { ring.submitter().register_buffers(&iovecs) } {
+            Ok(()) => {
+                direct.set_registered(true);
+                None
+            }
+            Err(e) => Some(format!(
+                "io_uring could not register {} KiB of spool buffers ({e}); RLIMIT_MEMLOCK is {}",
+                direct.len() * direct.buffer_len() / 1024,
+                memlock_limit()
+            )),
+        };
         let mut reactor = UringReactor {
             ring,
             setup,
@@ -909,6 +991,8 @@ impl UringReactor {
             cq_dropped: 0,
             shutting_down: false,
             counters: UringCounters::default(),
+            direct,
+            direct_error,
         };
         reactor.arm_waker();
         Ok(reactor)
@@ -1699,7 +1783,7 @@ impl UringReactor {
             op.done += result as usize;
             match op.kind {
                 FileKind::Sync => Ok(0),
-                _ if op.done == op.buffer.len() => Ok(op.done),
+                _ if op.done == op.len() => Ok(op.done),
                 _ if retry && result > 0 => {
                     self.ops.restore(index, Op::File(op));
                     self.restart(index);
@@ -1711,6 +1795,9 @@ impl UringReactor {
             }
         };
         self.finish(index, None);
+        if let Some(direct) = op.direct.take() {
+            self.direct.give_back(direct.index);
+        }
         on_event(IoEvent::File {
             tag: op.tag,
             result: outcome,
@@ -1817,6 +1904,7 @@ impl Drop for UringReactor {
             self.ops.len()
         );
         mem::forget(mem::take(&mut self.ops));
+        mem::forget(mem::replace(&mut self.direct, DirectPool::empty()));
         self.buffers.leaked = true;
         Box::leak(mem::replace(&mut self.waker_value, Box::new(0)));
     }
@@ -1931,7 +2019,44 @@ impl Reactor for UringReactor {
             buffer,
             done: 0,
             tag,
+            direct: None,
         }));
+    }
+
+    fn file_write_direct(&mut self, fd: RawFd, offset: u64, bytes: &[u8], tag: u64) -> DirectWrite {
+        if self.shutting_down
+            || !is_direct_aligned(offset, bytes.len())
+            || bytes.len() > self.direct.buffer_len()
+        {
+            return DirectWrite::Unsuitable;
+        }
+        let Some((index, address)) = self.direct.lend(bytes) else {
+            return DirectWrite::Busy;
+        };
+        self.counters.direct_writes += 1;
+        self.start(Op::File(FileOp {
+            kind: FileKind::Write,
+            fd,
+            offset,
+            buffer: Vec::new(),
+            done: 0,
+            tag,
+            direct: Some(DirectSlot {
+                index,
+                address: address as usize,
+                len: bytes.len(),
+                fixed: self.direct.registered(),
+            }),
+        }));
+        DirectWrite::Submitted
+    }
+
+    fn direct_buffers(&self) -> DirectBuffers {
+        DirectBuffers {
+            registered: self.direct.registered(),
+            bytes: self.direct.len() * self.direct.buffer_len(),
+            error: self.direct_error.clone(),
+        }
     }
 
     fn file_read(&mut self, fd: RawFd, offset: u64, buffer: Vec<u8>, tag: u64) {
@@ -1942,6 +2067,7 @@ impl Reactor for UringReactor {
             buffer,
             done: 0,
             tag,
+            direct: None,
         }));
     }
 
@@ -1953,6 +2079,7 @@ impl Reactor for UringReactor {
             buffer: Vec::new(),
             done: 0,
             tag,
+            direct: None,
         }));
     }
 
