@@ -540,3 +540,102 @@ fn require_registered_buffers_fails_clearly_without_them() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Goal: a bulk transfer from a reader (not a file) arrives whole, leaves no file behind on
+/// the sender, and a reader that fails ends the call with an error naming it, offering
+/// nothing. Method: a generated reader yielding odd-sized chunks (1.3 MB, not a multiple of
+/// the segment), then one failing midway, over loopback TCP, under each backend.
+#[test]
+fn send_reader_spools_first_and_reports_a_failing_reader() {
+    struct Generated {
+        left: usize,
+        step: usize,
+        fail_at: Option<usize>,
+    }
+    impl std::io::Read for Generated {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            if self.fail_at.is_some_and(|at| self.left <= at) {
+                return Err(std::io::Error::other("the source went away"));
+            }
+            self.step = self.step % 7919 + 1;
+            let n = self.left.min(buffer.len()).min(self.step * 13);
+            for byte in &mut buffer[..n] {
+                *byte = (self.left % 251) as u8;
+                self.left -= 1;
+            }
+            Ok(n)
+        }
+    }
+    let expected: Vec<u8> = (1..=1_300_000usize)
+        .rev()
+        .map(|left| (left % 251) as u8)
+        .collect();
+    for backend in backends() {
+        let dir = temp(&format!("reader-{backend:?}"));
+        let files = Arc::new(Mutex::new(Vec::new()));
+        struct Files(Arc<Mutex<Vec<tamtam_engine::core::BulkReceived>>>);
+        impl Service for Files {
+            fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
+            fn on_bulk(&mut self, _: &mut Context<'_>, object: &tamtam_engine::core::BulkReceived) {
+                self.0.lock().unwrap().push(object.clone());
+            }
+        }
+        let b = Station::builder()
+            .id(2)
+            .backend(backend)
+            .listen_tcp("127.0.0.1:0".parse().unwrap())
+            .spool_dir(dir.join("spool-b"))
+            .serve(5000, Files(files.clone()))
+            .build()
+            .unwrap();
+        let a = Station::builder()
+            .id(1)
+            .backend(backend)
+            .connect_tcp(b.local_addrs()[0])
+            .spool_dir(dir.join("spool-a"))
+            .build()
+            .unwrap();
+        a.wait_for_port(5000, WAIT).unwrap();
+        let failing = Generated {
+            left: 1_300_000,
+            step: 0,
+            fail_at: Some(700_000),
+        };
+        let error = a
+            .send_reader(2, 5000, "broken.bin", failing)
+            .err()
+            .expect("a failing reader fails the call");
+        assert!(error.to_string().contains("broken.bin"), "{error}");
+        assert!(error.to_string().contains("went away"), "{error}");
+        let reader = Generated {
+            left: 1_300_000,
+            step: 0,
+            fail_at: None,
+        };
+        let handle = a.send_reader(2, 5000, "generated.bin", reader).unwrap();
+        handle.wait(WAIT).unwrap();
+        assert!(wait_until(|| !files.lock().unwrap().is_empty()));
+        let received = files.lock().unwrap()[0].clone();
+        assert_eq!(received.name, "generated.bin");
+        let stored = std::fs::read(b.spool_dir().join(&received.spool_key)).unwrap();
+        assert!(
+            stored == expected,
+            "bulk object from a reader differs ({backend:?})"
+        );
+        assert_eq!(
+            files.lock().unwrap().len(),
+            1,
+            "the failed reader offered nothing"
+        );
+        a.shutdown();
+        let left: Vec<_> = std::fs::read_dir(dir.join("spool-a"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".outgoing"))
+            .collect();
+        assert!(left.is_empty(), "sender left {left:?}");
+        b.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

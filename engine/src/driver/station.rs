@@ -7,7 +7,7 @@
 //! doorbell; handlers run on the shard thread, inside the deliver phase.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -853,6 +853,65 @@ impl Station {
                 let _ = tx.try_send(Err(StationError::File { path, source }));
             }
         }
+        Ok(BulkHandle { progress, done: rx })
+    }
+
+    /// Sends everything `reader` yields, under the name `name`, to `port` on station
+    /// `destination` over the bulk lane: for sources that are not files (a pipe, a socket, a
+    /// generated or compressed stream).
+    ///
+    /// Disk-first, like [`Station::send_file`]: the bytes are first copied on the caller's
+    /// thread, in 1 MiB steps (bounded memory), into an unnamed file in the station's spool
+    /// directory, which the kernel deletes when the transfer ends; the transfer then reads
+    /// its segments from that file, so a resend after a loss or a reconnect never needs the
+    /// reader again. A read error ends the call with [`StationError::File`] (named `name`)
+    /// before anything is offered; a full spool disk likewise.
+    pub fn send_reader(
+        &self,
+        destination: u32,
+        port: u16,
+        name: &str,
+        mut reader: impl io::Read,
+    ) -> Result<BulkHandle, StationError> {
+        let named = PathBuf::from(name);
+        let failed = |source| StationError::File {
+            path: named.clone(),
+            source,
+        };
+        let mut file = unnamed_file(&self.spool_dir).map_err(|source| StationError::Storage {
+            path: self.spool_dir.clone(),
+            source,
+        })?;
+        let mut buffer = vec![0u8; 1 << 20];
+        let (mut len, mut crc) = (0u64, 0u32);
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(failed(e)),
+            };
+            io::Write::write_all(&mut file, &buffer[..n]).map_err(|source| {
+                StationError::Storage {
+                    path: self.spool_dir.clone(),
+                    source,
+                }
+            })?;
+            crc = crc32c::crc32c_append(crc, &buffer[..n]);
+            len += n as u64;
+        }
+        let progress = Arc::new(Mutex::new(None));
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Bulk {
+            destination,
+            port,
+            path: named,
+            source: file,
+            len,
+            crc,
+            progress: progress.clone(),
+            done: tx,
+        })?;
         Ok(BulkHandle { progress, done: rx })
     }
 
@@ -2104,6 +2163,35 @@ impl Shard {
 }
 
 /// CRC32C of a whole file, read in 1 MiB pieces.
+/// A new file in `dir` with no name: deleted by the kernel when its last descriptor closes,
+/// also after a crash (`O_TMPFILE`; where the file system lacks it, a file created and
+/// unlinked at once).
+fn unnamed_file(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir)
+    {
+        Ok(file) => Ok(file),
+        Err(_) => {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(".outgoing-{}-{n}", std::process::id()));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            std::fs::remove_file(&path)?;
+            Ok(file)
+        }
+    }
+}
+
 fn crc_of_file(file: &File, len: u64) -> io::Result<u32> {
     let mut buffer = vec![0u8; 1 << 20];
     let mut crc = 0u32;
