@@ -1102,6 +1102,22 @@ impl UringReactor {
         Ok(probe.is_supported(opcode::SendMsgZc::CODE))
     }
 
+    /// True when no SQE waits to be submitted and no op but the waker's read and the
+    /// watches' polls is in the kernel, and the CQ holds nothing.
+    fn nothing_to_reap(&mut self) -> bool {
+        if !self.backlog.is_empty() || !self.ring.submission().is_empty() {
+            return false;
+        }
+        let watching = self
+            .watches
+            .iter()
+            .filter(|w| w.as_ref().is_some_and(|w| w.op.is_some()))
+            .count();
+        self.ops.len() == watching
+            && self.ring.completion().is_empty()
+            && !self.ring.submission().cq_overflow()
+    }
+
     /// How the ring was set up.
     pub fn setup(&self) -> UringSetup {
         self.setup
@@ -2258,6 +2274,13 @@ impl Reactor for UringReactor {
         }
         self.prepare_sends();
         self.flush_backlog()?;
+        if timeout.is_none_or(|t| t.is_zero()) && self.nothing_to_reap() {
+            // Nothing submitted, and the only ops in the kernel are the waker's read and the
+            // watches, whose completions matter only to end a park: a non-blocking poll has
+            // nothing to gain from entering the kernel. (A station whose links are all
+            // in-memory or shared-memory rings spins without a syscall per turn.)
+            return Ok(0);
+        }
         self.enter(timeout.filter(|t| !t.is_zero()))?;
         let mut count = self.drain(on_event);
         for _ in 0..OVERFLOW_FLUSHES_MAX {
