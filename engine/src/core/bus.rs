@@ -16,8 +16,7 @@
 //! runtime, the poll driver and the simulator all run this same code. The normative behaviour
 //! is `spec/model/SafariBus-v1.md` and the specs next to it.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::bulk::{
     InFlight, InState, InTransfer, IoFailure, IoId, IoOutcome, IoRequest, OutState, OutTransfer,
@@ -39,6 +38,7 @@ use super::service::{BulkReceived, Context, Message, Outgoing, Recipient, Servic
 use super::stats::Stats;
 use super::streams::TokenCache;
 use super::time::{Duration, Instant};
+use super::timers::{Timer, TimerWheel};
 use super::trace::TraceCollector;
 use super::wire::frame::{
     self, DecodeOptions, Flags, FrameError, FrameView, Header, Lane, PacketType, RecipientKind,
@@ -570,7 +570,9 @@ pub struct Bus {
     outbox_len: usize,
     /// The unresolved (sequenced) messages of every channel; channels index them by sequence.
     pendings: Slab<Pending>,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32, u32)>>,
+    timers: TimerWheel,
+    /// The timers due in this cycle (kept across cycles, cleared).
+    timers_due: Vec<Timer>,
     channel_cursor: u32,
 
     windows: FastMap<(u32, u32), SenderWindows>,
@@ -664,7 +666,8 @@ impl Bus {
             channels: BTreeMap::new(),
             outbox_len: 0,
             pendings: Slab::default(),
-            timers: BinaryHeap::new(),
+            timers: TimerWheel::default(),
+            timers_due: Vec::new(),
             channel_cursor: 0,
             windows: FastMap::with_hasher(hash),
             acks_due: Vec::new(),
@@ -1136,8 +1139,8 @@ impl Bus {
         }
         let mut next = self.next_advert_at;
         next = next.min(self.heartbeat_deadline());
-        if let Some(Reverse((at, ..))) = self.timers.peek() {
-            next = next.min(*at);
+        if let Some(at) = self.timers.next_deadline() {
+            next = next.min(at);
         }
         for transfer in self.out_transfers.values() {
             if matches!(transfer.state, OutState::Done | OutState::Failed) {
@@ -1818,15 +1821,28 @@ impl Bus {
         if self.topology.refresh() {
             self.reroute_services();
         }
-        // Retransmission timers.
-        while let Some(&Reverse((at, destination, seq, generation))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            work += 1;
+        // Retransmission timers. Most due timers are stale (their message was answered or
+        // resent): they are counted and dropped unsorted. The live ones fire in deadline order,
+        // as a heap would pop them; firing one never makes another live or stale (a message
+        // has one live timer at most, and a message admitted meanwhile has none yet).
+        let mut due = std::mem::take(&mut self.timers_due);
+        due.clear();
+        self.timers.drain_due(now, &mut due);
+        work += due.len();
+        due.retain(|&(_, destination, seq, generation)| {
+            self.channels.get(&destination).is_some_and(|channel| {
+                channel
+                    .pending
+                    .get(seq)
+                    .and_then(|slot| self.pendings.get(slot))
+                    .is_some_and(|p| p.timer_gen == generation && !p.in_ready)
+            })
+        });
+        due.sort_unstable();
+        for &(_, destination, seq, generation) in &due {
             self.retransmit_due(destination, seq, generation);
         }
+        self.timers_due = due;
         // Bulk timers.
         work += self.bulk_timers();
         work
@@ -2560,8 +2576,7 @@ impl Bus {
         } else {
             self.stats.no_route += 1;
         }
-        self.timers
-            .push(Reverse((deadline, destination, seq, marker)));
+        self.timers.push((deadline, destination, seq, marker));
         if header.flags.contains(Flags::TRACE_REQUESTED) {
             // The originator reports each transmission as a forward to its next hop, or as a
             // drop when it had no route. Reporting only the first one, with the destination as
@@ -3176,7 +3191,7 @@ impl Bus {
         pending.timer_gen = pending.timer_gen.wrapping_add(1);
         let marker = pending.timer_gen;
         self.timers
-            .push(Reverse((now + wait, header.sender_id, busy.seq, marker)));
+            .push((now + wait, header.sender_id, busy.seq, marker));
     }
 
     fn handle_control(&mut self, header: &Header, payload: &[u8], as_id: u32) {

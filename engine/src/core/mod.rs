@@ -17,6 +17,7 @@ pub mod service;
 pub mod stats;
 pub mod streams;
 pub mod time;
+mod timers;
 pub mod trace;
 pub mod wire;
 
