@@ -46,6 +46,11 @@ pub(crate) struct TimerWheel {
     /// Timers due at `base_tick + SLOTS` or later.
     far: BinaryHeap<Reverse<Timer>>,
     len: usize,
+    /// Timers in the slots (not in `far`): a wheel holding none answers without a scan.
+    in_slots: usize,
+    /// The slot of the current tick once sorted by deadline, latest first: cycles within one
+    /// tick then pop its due timers off the end instead of scanning the whole slot each time.
+    sorted: Option<usize>,
     /// Emptied slot buffers, handed to slots as they fill again: the wheel allocates only
     /// while more slots than ever before hold timers at once, not whenever time reaches a slot
     /// for the first time.
@@ -61,6 +66,8 @@ impl Default for TimerWheel {
             base_tick: 0,
             far: BinaryHeap::new(),
             len: 0,
+            in_slots: 0,
+            sorted: None,
             spare: Vec::new(),
         }
     }
@@ -88,6 +95,10 @@ impl TimerWheel {
             }
         }
         self.slots[slot].push(timer);
+        if self.sorted == Some(slot) {
+            self.sorted = None;
+        }
+        self.in_slots += 1;
         self.occupied[slot / 64] |= 1 << (slot % 64);
         if timer.0 < self.slot_min[slot] {
             self.slot_min[slot] = timer.0;
@@ -107,6 +118,9 @@ impl TimerWheel {
     /// The occupied slot of the earliest tick: the first occupied one from the base slot on,
     /// wrapping (every timer in the wheel has a tick in `base_tick..base_tick + SLOTS`).
     fn first_occupied(&self) -> Option<usize> {
+        if self.in_slots == 0 {
+            return None;
+        }
         let start = (self.base_tick as usize) & (SLOTS - 1);
         self.next_occupied_from(start)
             .or_else(|| self.next_occupied_from(0))
@@ -144,20 +158,27 @@ impl TimerWheel {
                 if tick < now_tick {
                     due.append(timers);
                 } else {
-                    let mut min = Instant::NEVER;
-                    timers.retain(|t| {
-                        if t.0 <= now {
-                            due.push(*t);
-                            false
-                        } else {
-                            min = min.min(t.0);
-                            true
+                    if self.slot_min[slot] > now {
+                        break; // Nothing due in the current tick yet.
+                    }
+                    if self.sorted != Some(slot) {
+                        timers.sort_unstable_by(|a, b| b.cmp(a));
+                        self.sorted = Some(slot);
+                    }
+                    while let Some(&timer) = timers.last() {
+                        if timer.0 > now {
+                            break;
                         }
-                    });
-                    self.slot_min[slot] = min;
-                    if !timers.is_empty() {
+                        due.push(timer);
+                        timers.pop();
+                    }
+                    if let Some(next) = timers.last() {
+                        self.slot_min[slot] = next.0;
                         break;
                     }
+                }
+                if self.sorted == Some(slot) {
+                    self.sorted = None;
                 }
                 self.slot_min[slot] = Instant::NEVER;
                 self.occupied[slot / 64] &= !(1 << (slot % 64));
@@ -168,6 +189,7 @@ impl TimerWheel {
             }
             self.base_tick = now_tick;
         }
+        self.in_slots -= due.len() - before;
         while let Some(Reverse(timer)) = self.far.peek() {
             if timer.0 > now {
                 break;
@@ -212,6 +234,7 @@ mod tests {
                 model.push(Reverse(timer));
             }
             assert_eq!(wheel.len(), model.len());
+            assert_eq!(wheel.in_slots + wheel.far.len(), wheel.len());
             assert_eq!(wheel.next_deadline(), model.peek().map(|Reverse(t)| t.0));
             now += match rng.below(20) {
                 0 => rng.below(3_000_000_000),
