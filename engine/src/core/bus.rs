@@ -16,8 +16,7 @@
 //! runtime, the poll driver and the simulator all run this same code. The normative behaviour
 //! is `spec/model/SafariBus-v1.md` and the specs next to it.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::bulk::{
     InFlight, InState, InTransfer, IoFailure, IoId, IoOutcome, IoRequest, OutState, OutTransfer,
@@ -29,14 +28,17 @@ use super::control::{
     SegmentMap, TraceEvent, TraceReport,
 };
 use super::dedup::{ReceiveWindow, Verdict};
+use super::hash::{FastMap, FastSet, FastState};
 use super::orchestrator::{Pace, Pacer, StreamPlan};
 use super::registry::{self, PortClass};
 use super::rng::Rng;
 use super::routing::{AdvertOutcome, Topology};
+use super::seqmap::{SeqIndex, Slab};
 use super::service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
 use super::stats::Stats;
 use super::streams::TokenCache;
 use super::time::{Duration, Instant};
+use super::timers::{Timer, TimerWheel};
 use super::trace::TraceCollector;
 use super::wire::frame::{
     self, DecodeOptions, Flags, FrameError, FrameView, Header, Lane, PacketType, RecipientKind,
@@ -60,12 +62,12 @@ const PAYLOAD_POOLED_CAPACITY_MAX: usize = 4096;
 struct Scratch {
     destinations: Vec<u32>,
     recipients: Vec<u32>,
-    services_waiting: HashMap<u16, usize>,
-    per_service: HashMap<u16, usize>,
-    stopped: HashSet<u16>,
+    services_waiting: FastMap<u16, usize>,
+    per_service: FastMap<u16, usize>,
+    stopped: FastSet<u16>,
     order: Vec<u16>,
     rest: Vec<u16>,
-    per_port: HashMap<u16, usize>,
+    per_port: FastMap<u16, usize>,
     links: Vec<LinkId>,
     emitted: Vec<Outgoing>,
     acks: Vec<((u32, u32, u32), Vec<u32>)>,
@@ -387,6 +389,94 @@ struct ReadyEntry {
     sender_port: u16,
 }
 
+/// A channel's ready queue, counting what lets the scheduler skip its ranking scan: entries
+/// with a non-zero priority, and adjacent pairs whose `queued_at` goes down. When both counts
+/// are zero the front is an oldest message among equals, so the ranking (highest priority plus
+/// aging, ties to the oldest) picks it: ranking the first 32 entries per transmitted message
+/// was about a tenth of the fast lane's instructions.
+#[derive(Debug, Default)]
+struct ReadyQueue {
+    entries: VecDeque<ReadyEntry>,
+    prioritized: usize,
+    descents: usize,
+}
+
+/// Whether `b`, queued right after `a`, waited for less time than `a` (a descent).
+fn descent(a: &ReadyEntry, b: &ReadyEntry) -> bool {
+    b.queued_at < a.queued_at
+}
+
+impl ReadyQueue {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn front(&self) -> Option<&ReadyEntry> {
+        self.entries.front()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &ReadyEntry> {
+        self.entries.iter()
+    }
+
+    /// Priority 0 everywhere and `queued_at` never decreasing: the front ranks first.
+    fn front_ranks_first(&self) -> bool {
+        self.prioritized == 0 && self.descents == 0
+    }
+
+    fn push_back(&mut self, entry: ReadyEntry) {
+        self.prioritized += usize::from(entry.priority != 0);
+        if let Some(back) = self.entries.back() {
+            self.descents += usize::from(descent(back, &entry));
+        }
+        self.entries.push_back(entry);
+    }
+
+    fn pop_front(&mut self) -> Option<ReadyEntry> {
+        let entry = self.entries.pop_front()?;
+        self.prioritized -= usize::from(entry.priority != 0);
+        if let Some(next) = self.entries.front() {
+            self.descents -= usize::from(descent(&entry, next));
+        }
+        Some(entry)
+    }
+
+    /// Moves entry `i` to the front.
+    fn move_to_front(&mut self, i: usize) {
+        if i == 0 || i >= self.entries.len() {
+            return;
+        }
+        let before = self.entries[i - 1];
+        let entry = self.entries[i];
+        let after = self.entries.get(i + 1).copied();
+        self.descents -= usize::from(descent(&before, &entry));
+        if let Some(after) = after {
+            self.descents -= usize::from(descent(&entry, &after));
+            self.descents += usize::from(descent(&before, &after));
+        }
+        self.entries.remove(i);
+        if let Some(front) = self.entries.front() {
+            self.descents += usize::from(descent(&entry, front));
+        }
+        self.entries.push_front(entry);
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&ReadyEntry) -> bool) {
+        self.entries.retain(keep);
+        self.prioritized = self.entries.iter().filter(|r| r.priority != 0).count();
+        self.descents = self
+            .entries
+            .iter()
+            .zip(self.entries.iter().skip(1))
+            .filter(|(a, b)| descent(a, b))
+            .count();
+    }
+}
+
 impl Pending {
     fn ready_entry(&self, seq: u32) -> ReadyEntry {
         ReadyEntry {
@@ -401,12 +491,12 @@ impl Pending {
 #[derive(Debug)]
 struct SendChannel {
     next_seq: u32,
-    /// Unresolved messages by sequence.
-    pending: BTreeMap<u32, Pending>,
+    /// Unresolved messages by sequence: their slots in `Bus::pendings`.
+    pending: SeqIndex,
     /// Accepted but not yet given a sequence (the channel window is full).
     backlog: VecDeque<Pending>,
     /// Sequences ready to (re)transmit, in order.
-    ready: VecDeque<ReadyEntry>,
+    ready: ReadyQueue,
     /// Fire-and-forget frames ready to transmit.
     unreliable: VecDeque<(Header, Vec<u8>)>,
     srtt: Option<Duration>,
@@ -478,18 +568,22 @@ pub struct Bus {
     route_counter: u32,
     channels: BTreeMap<u32, SendChannel>,
     outbox_len: usize,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32, u32)>>,
+    /// The unresolved (sequenced) messages of every channel; channels index them by sequence.
+    pendings: Slab<Pending>,
+    timers: TimerWheel,
+    /// The timers due in this cycle (kept across cycles, cleared).
+    timers_due: Vec<Timer>,
     channel_cursor: u32,
 
-    windows: HashMap<(u32, u32), SenderWindows>,
+    windows: FastMap<(u32, u32), SenderWindows>,
     /// Sequences to acknowledge, per (sender, epoch, answering identity), in the order the
     /// keys first came due this cycle; `acks_index` finds a key's entry.
     acks_due: Vec<((u32, u32, u32), Vec<u32>)>,
-    acks_index: HashMap<(u32, u32, u32), usize>,
+    acks_index: FastMap<(u32, u32, u32), usize>,
     /// Per remote station, the link its latest frame arrived on: the way back to a station
     /// whose adverts have not reached this bus yet (see `next_hop_link`). At most
     /// `4 × stations_max` entries.
-    return_links: HashMap<u32, LinkId>,
+    return_links: FastMap<u32, LinkId>,
     scratch: Scratch,
     payload_pool: Vec<Vec<u8>>,
     control_out: VecDeque<(ControlTarget, Header, Vec<u8>)>,
@@ -502,7 +596,7 @@ pub struct Bus {
     stream_out: VecDeque<StreamCopy>,
     /// Per stream `(sender, request_id, port)`: its token cache and when it was last heard
     /// (`token_stamp`), to forget the stream heard from longest ago when full.
-    token_caches: HashMap<(u32, u64, u16), (TokenCache, u64)>,
+    token_caches: FastMap<(u32, u64, u16), (TokenCache, u64)>,
     token_stamp: u64,
 
     out_transfers: BTreeMap<u64, OutTransfer>,
@@ -541,6 +635,14 @@ impl Bus {
         config.validate()?;
         let mut rng = Rng::new(config.seed ^ (u64::from(config.station_id) << 32));
         let route_counter = rng.next_u64() as u32;
+        // The maps' hash seed, drawn from the configuration without advancing `rng` (so jitter
+        // and load spreading stay what they were for a given seed). See `hash.rs`.
+        let hash = FastState::from_seed(
+            config.seed
+                ^ u64::from(config.station_id).rotate_left(17)
+                ^ u64::from(config.incarnation).rotate_left(41)
+                ^ 0x7461_6d74_616d_6861,
+        );
         Ok(Bus {
             decode: DecodeOptions {
                 payload_len_max: config.payload_len_max,
@@ -563,12 +665,14 @@ impl Bus {
             route_counter,
             channels: BTreeMap::new(),
             outbox_len: 0,
-            timers: BinaryHeap::new(),
+            pendings: Slab::default(),
+            timers: TimerWheel::default(),
+            timers_due: Vec::new(),
             channel_cursor: 0,
-            windows: HashMap::new(),
+            windows: FastMap::with_hasher(hash),
             acks_due: Vec::new(),
-            acks_index: HashMap::new(),
-            return_links: HashMap::new(),
+            acks_index: FastMap::with_hasher(hash),
+            return_links: FastMap::with_hasher(hash),
             scratch: Scratch::default(),
             payload_pool: Vec::new(),
             control_out: VecDeque::new(),
@@ -578,7 +682,7 @@ impl Bus {
             pool: Vec::new(),
             stream_sources: BTreeMap::new(),
             stream_out: VecDeque::new(),
-            token_caches: HashMap::new(),
+            token_caches: FastMap::with_hasher(hash),
             token_stamp: 0,
             out_transfers: BTreeMap::new(),
             in_transfers: BTreeMap::new(),
@@ -1044,8 +1148,8 @@ impl Bus {
         }
         let mut next = self.next_advert_at;
         next = next.min(self.heartbeat_deadline());
-        if let Some(Reverse((at, ..))) = self.timers.peek() {
-            next = next.min(*at);
+        if let Some(at) = self.timers.next_deadline() {
+            next = next.min(at);
         }
         for transfer in self.out_transfers.values() {
             if matches!(transfer.state, OutState::Done | OutState::Failed) {
@@ -1297,9 +1401,9 @@ impl Bus {
             .entry(destination)
             .or_insert_with(|| SendChannel {
                 next_seq: 0,
-                pending: BTreeMap::new(),
+                pending: SeqIndex::default(),
                 backlog: VecDeque::new(),
-                ready: VecDeque::new(),
+                ready: ReadyQueue::default(),
                 unreliable: VecDeque::new(),
                 srtt: None,
                 rttvar: Duration::ZERO,
@@ -1320,7 +1424,7 @@ impl Bus {
             if channel.backlog.is_empty() {
                 break;
             }
-            let lowest = channel.pending.keys().next().copied();
+            let lowest = channel.pending.lowest();
             if let Some(lowest) = lowest {
                 if channel.next_seq.wrapping_sub(lowest) >= window {
                     break;
@@ -1342,11 +1446,11 @@ impl Bus {
                     frame,
                 });
                 pending.in_ready = false;
-                channel.pending.insert(seq, pending);
+                channel.pending.insert(seq, self.pendings.insert(pending));
             } else {
                 pending.in_ready = true;
                 channel.ready.push_back(pending.ready_entry(seq));
-                channel.pending.insert(seq, pending);
+                channel.pending.insert(seq, self.pendings.insert(pending));
             }
         }
         self.journal_out.append(&mut journal);
@@ -1366,7 +1470,11 @@ impl Bus {
             return;
         }
         if let Some(channel) = self.channels.get_mut(&destination) {
-            if let Some(pending) = channel.pending.get_mut(&seq) {
+            if let Some(pending) = channel
+                .pending
+                .get(seq)
+                .and_then(|slot| self.pendings.get_mut(slot))
+            {
                 if !pending.in_ready && pending.attempts == 0 {
                     pending.in_ready = true;
                     channel.ready.push_back(pending.ready_entry(seq));
@@ -1416,14 +1524,21 @@ impl Bus {
                 in_ready: true,
                 failed_over: false,
             };
+            let ready = pending.ready_entry(entry.seq);
+            let slot = self.pendings.insert(pending);
             let channel = self.channel(entry.destination);
             if channel.next_seq.wrapping_sub(entry.seq) as i32 <= 0 {
                 channel.next_seq = entry.seq.wrapping_add(1);
             }
-            let ready = pending.ready_entry(entry.seq);
-            if channel.pending.insert(entry.seq, pending).is_none() {
-                channel.ready.push_back(ready);
-                self.outbox_len += 1;
+            match channel.pending.insert(entry.seq, slot) {
+                None => {
+                    channel.ready.push_back(ready);
+                    self.outbox_len += 1;
+                }
+                // A second entry of one sequence replaces the first (as a map insert did).
+                Some(old) => {
+                    self.pendings.remove(old);
+                }
             }
         }
     }
@@ -1715,15 +1830,28 @@ impl Bus {
         if self.topology.refresh() {
             self.reroute_services();
         }
-        // Retransmission timers.
-        while let Some(&Reverse((at, destination, seq, generation))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            work += 1;
+        // Retransmission timers. Most due timers are stale (their message was answered or
+        // resent): they are counted and dropped unsorted. The live ones fire in deadline order,
+        // as a heap would pop them; firing one never makes another live or stale (a message
+        // has one live timer at most, and a message admitted meanwhile has none yet).
+        let mut due = std::mem::take(&mut self.timers_due);
+        due.clear();
+        self.timers.drain_due(now, &mut due);
+        work += due.len();
+        due.retain(|&(_, destination, seq, generation)| {
+            self.channels.get(&destination).is_some_and(|channel| {
+                channel
+                    .pending
+                    .get(seq)
+                    .and_then(|slot| self.pendings.get(slot))
+                    .is_some_and(|p| p.timer_gen == generation && !p.in_ready)
+            })
+        });
+        due.sort_unstable();
+        for &(_, destination, seq, generation) in &due {
             self.retransmit_due(destination, seq, generation);
         }
+        self.timers_due = due;
         // Bulk timers.
         work += self.bulk_timers();
         work
@@ -1735,7 +1863,11 @@ impl Bus {
         let Some(channel) = self.channels.get_mut(&destination) else {
             return;
         };
-        let Some(pending) = channel.pending.get_mut(&seq) else {
+        let Some(pending) = channel
+            .pending
+            .get(seq)
+            .and_then(|slot| self.pendings.get_mut(slot))
+        else {
             return;
         };
         if pending.timer_gen != generation || pending.in_ready {
@@ -1780,8 +1912,8 @@ impl Bus {
             let sequenced: Vec<u32> = self.channels[&destination]
                 .pending
                 .iter()
-                .filter(|(_, p)| movable(p))
-                .map(|(&seq, _)| seq)
+                .filter(|&(_, slot)| self.pendings.get(slot).is_some_and(movable))
+                .map(|(seq, _)| seq)
                 .collect();
             let backlog: Vec<Pending> = {
                 let channel = self.channels.get_mut(&destination).expect("listed");
@@ -1804,14 +1936,20 @@ impl Bus {
                 }
             }
             for seq in sequenced {
-                let port = self.channels[&destination].pending[&seq]
-                    .header
-                    .recipient_port;
+                let Some(port) = self.channels[&destination]
+                    .pending
+                    .get(seq)
+                    .and_then(|slot| self.pendings.get(slot))
+                    .map(|p| p.header.recipient_port)
+                else {
+                    continue;
+                };
                 let Some(server) = self.pick_server(port).filter(|&s| s != destination) else {
                     continue; // No other server: it stays, with its sequence.
                 };
                 let channel = self.channels.get_mut(&destination).expect("listed");
-                if let Some(p) = channel.pending.remove(&seq) {
+                let removed = channel.pending.remove(seq);
+                if let Some(p) = removed.and_then(|slot| self.pendings.remove(slot)) {
                     channel.ready.retain(|r| r.seq != seq);
                     // It may have been journaled for the old server: that entry is settled.
                     self.push_event(Event::Rerouted {
@@ -1840,7 +1978,11 @@ impl Bus {
         let Some(channel) = self.channels.get_mut(&destination) else {
             return;
         };
-        let Some(pending) = channel.pending.remove(&seq) else {
+        let Some(pending) = channel
+            .pending
+            .remove(seq)
+            .and_then(|slot| self.pendings.remove(slot))
+        else {
             return;
         };
         channel.ready.retain(|r| r.seq != seq);
@@ -2341,7 +2483,7 @@ impl Bus {
         // Sequences answered while queued for a resend are dropped here, not searched for
         // when their answer comes.
         while let Some(r) = channel.ready.front() {
-            if channel.pending.contains_key(&r.seq) {
+            if channel.pending.contains(r.seq) {
                 break;
             }
             channel.ready.pop_front();
@@ -2353,7 +2495,9 @@ impl Bus {
             now.saturating_since(queued_at).as_nanos() / aging.as_nanos().max(1)
         };
         let mut best = 0usize;
-        if channel.ready.iter().take(scan).all(|r| r.priority == 0) {
+        if channel.ready.front_ranks_first() {
+            // The front ranks first, as the scans below would find.
+        } else if channel.ready.iter().take(scan).all(|r| r.priority == 0) {
             // The common case, without a division per message: the top score is the oldest
             // message's, and the first message reaching it wins (usually the front).
             let oldest = channel.ready.iter().take(scan).map(|r| r.queued_at).min();
@@ -2376,13 +2520,12 @@ impl Bus {
             }
         }
         if best != 0 {
-            let seq = channel.ready.remove(best).expect("in range");
-            channel.ready.push_front(seq);
+            channel.ready.move_to_front(best);
         }
         let front = *channel.ready.front()?;
         channel
             .pending
-            .contains_key(&front.seq)
+            .contains(front.seq)
             .then_some(front.sender_port)
     }
 
@@ -2407,7 +2550,11 @@ impl Bus {
         let Some(ReadyEntry { seq, .. }) = channel.ready.pop_front() else {
             return false;
         };
-        let Some(pending) = channel.pending.get_mut(&seq) else {
+        let Some(slot) = channel.pending.get(seq) else {
+            return true;
+        };
+        let rto = channel.rto;
+        let Some(pending) = self.pendings.get_mut(slot) else {
             return true;
         };
         pending.in_ready = false;
@@ -2419,7 +2566,6 @@ impl Bus {
         pending.attempts = pending.attempts.saturating_add(1);
         pending.first_sent.get_or_insert(now);
         pending.last_sent = Some(now);
-        let rto = channel.rto;
         let backoff = rto
             .saturating_mul(1u64 << (pending.attempts.saturating_sub(1)).min(16))
             .min(self.config.rto_max);
@@ -2427,21 +2573,19 @@ impl Bus {
         let deadline = now + backoff + jitter;
         pending.timer_gen = pending.timer_gen.wrapping_add(1);
         let marker = pending.timer_gen;
-        let payload = std::mem::take(&mut pending.payload);
         if let Some(link) = link {
-            self.encode_to(link, &header, &payload);
+            // Encoded straight from the slab: the payload stays where it is.
+            let mut buffer = self.pool.pop().unwrap_or_default();
+            match encode_into(&header, &pending.payload, &mut buffer) {
+                Ok(()) => {
+                    self.push_tx(link, buffer);
+                }
+                Err(_) => self.stats.control_malformed += 1,
+            }
         } else {
             self.stats.no_route += 1;
         }
-        if let Some(p) = self
-            .channels
-            .get_mut(&destination)
-            .and_then(|c| c.pending.get_mut(&seq))
-        {
-            p.payload = payload;
-        }
-        self.timers
-            .push(Reverse((deadline, destination, seq, marker)));
+        self.timers.push((deadline, destination, seq, marker));
         if header.flags.contains(Flags::TRACE_REQUESTED) {
             // The originator reports each transmission as a forward to its next hop, or as a
             // drop when it had no route. Reporting only the first one, with the destination as
@@ -2495,8 +2639,7 @@ impl Bus {
     /// Encodes a frame and queues it for `link`; returns false if the link queue is full.
     fn encode_to(&mut self, link: LinkId, header: &Header, payload: &[u8]) -> bool {
         let mut buffer = self.pool.pop().unwrap_or_default();
-        buffer.resize(frame::encoded_len(header, payload.len()), 0);
-        if frame::encode(header, payload, &mut buffer).is_err() {
+        if encode_into(header, payload, &mut buffer).is_err() {
             // Headers built by the bus are valid by construction; count rather than panic.
             self.stats.control_malformed += 1;
             return false;
@@ -2761,7 +2904,8 @@ impl Bus {
         seq: u32,
     ) -> Option<&mut ReceiveWindow> {
         let key = (sender, as_id);
-        if !self.windows.contains_key(&key) && self.windows.len() >= self.config.stations_max {
+        // The length first: a lookup only when the table is full.
+        if self.windows.len() >= self.config.stations_max && !self.windows.contains_key(&key) {
             // Full: forget the longest-idle sender if it has been silent for longer than any
             // sender may still retransmit (twice the retry span), else refuse (counted).
             let idle_after = self.config.retry_span().saturating_mul(2);
@@ -2816,7 +2960,8 @@ impl Bus {
     fn admit_unreliable(&mut self, sender: u32, as_id: u32, request_id: u64) -> bool {
         let epoch = (request_id >> 32) as u32;
         let key = (sender, as_id);
-        if !self.windows.contains_key(&key) && self.windows.len() >= self.config.stations_max {
+        // The length first: a lookup only when the table is full.
+        if self.windows.len() >= self.config.stations_max && !self.windows.contains_key(&key) {
             return false;
         }
         let now = self.now;
@@ -2977,7 +3122,11 @@ impl Bus {
         let Some(channel) = self.channels.get_mut(&destination) else {
             return;
         };
-        let Some(pending) = channel.pending.remove(&seq) else {
+        let Some(pending) = channel
+            .pending
+            .remove(seq)
+            .and_then(|slot| self.pendings.remove(slot))
+        else {
             return; // Stale or duplicate ACK: the message is finished already.
         };
         if pending.in_ready {
@@ -3030,7 +3179,11 @@ impl Bus {
             return;
         };
         let rto = channel.rto;
-        let Some(pending) = channel.pending.get_mut(&busy.seq) else {
+        let Some(pending) = channel
+            .pending
+            .get(busy.seq)
+            .and_then(|slot| self.pendings.get_mut(slot))
+        else {
             return;
         };
         // BUSY does not count as a lost attempt: give the attempt back, back off longer.
@@ -3047,7 +3200,7 @@ impl Bus {
         pending.timer_gen = pending.timer_gen.wrapping_add(1);
         let marker = pending.timer_gen;
         self.timers
-            .push(Reverse((now + wait, header.sender_id, busy.seq, marker)));
+            .push((now + wait, header.sender_id, busy.seq, marker));
     }
 
     fn handle_control(&mut self, header: &Header, payload: &[u8], as_id: u32) {
@@ -3899,6 +4052,12 @@ fn next_unsent(t: &OutTransfer) -> Option<u32> {
     None
 }
 
+/// Encodes a frame into `buffer` (resized to the frame's length).
+fn encode_into(header: &Header, payload: &[u8], buffer: &mut Vec<u8>) -> Result<(), FrameError> {
+    buffer.resize(frame::encoded_len(header, payload.len()), 0);
+    frame::encode(header, payload, buffer).map(|_| ())
+}
+
 /// RFC 6298 estimator: SRTT and RTTVAR from samples, RTO = SRTT + 4 × RTTVAR, clamped.
 fn update_rtt(channel: &mut SendChannel, sample: Duration, rto_min: Duration, rto_max: Duration) {
     let sample_ns = sample.as_nanos();
@@ -3933,5 +4092,47 @@ impl core::fmt::Debug for Bus {
 impl From<ControlError> for Reason {
     fn from(_: ControlError) -> Reason {
         Reason::Rejected
+    }
+}
+
+#[cfg(test)]
+mod ready_queue_tests {
+    use super::*;
+
+    /// The incremental counts of [`ReadyQueue`] against a recount, over random pushes, pops,
+    /// moves to the front and removals.
+    #[test]
+    fn counts_match_a_recount() {
+        let mut rng = Rng::new(9);
+        let mut queue = ReadyQueue::default();
+        for seq in 0..5_000u32 {
+            match rng.below(8) {
+                0..=3 => queue.push_back(ReadyEntry {
+                    seq,
+                    queued_at: Instant::from_nanos(rng.below(50)),
+                    priority: if rng.chance(1, 6) { 3 } else { 0 },
+                    sender_port: 0,
+                }),
+                4 | 5 => {
+                    queue.pop_front();
+                }
+                6 => {
+                    let len = queue.len().max(1) as u64;
+                    queue.move_to_front(rng.below(len) as usize);
+                }
+                _ => {
+                    let drop = seq.wrapping_sub(rng.below(20) as u32);
+                    queue.retain(|r| r.seq != drop);
+                }
+            }
+            let entries: Vec<ReadyEntry> = queue.iter().copied().collect();
+            let prioritized = entries.iter().filter(|r| r.priority != 0).count();
+            let descents = entries.windows(2).filter(|w| descent(&w[0], &w[1])).count();
+            assert_eq!((queue.prioritized, queue.descents), (prioritized, descents));
+            if queue.front_ranks_first() {
+                let oldest = entries.iter().map(|r| r.queued_at).min();
+                assert_eq!(oldest, queue.front().map(|r| r.queued_at));
+            }
+        }
     }
 }

@@ -7,14 +7,17 @@ pub mod bus;
 pub mod config;
 pub mod control;
 pub mod dedup;
+pub mod hash;
 pub mod orchestrator;
 pub mod registry;
 pub mod rng;
 pub mod routing;
+mod seqmap;
 pub mod service;
 pub mod stats;
 pub mod streams;
 pub mod time;
+mod timers;
 pub mod trace;
 pub mod wire;
 
