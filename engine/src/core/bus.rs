@@ -35,7 +35,7 @@ use super::rng::Rng;
 use super::routing::{AdvertOutcome, Topology};
 use super::service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
 use super::stats::Stats;
-use super::streams::TokenCache;
+use super::streams::{StreamQueue, TokenCache, frame_charge};
 use super::time::{Duration, Instant};
 use super::trace::TraceCollector;
 use super::wire::frame::{
@@ -53,6 +53,16 @@ pub const LOOPBACK: LinkId = u32::MAX;
 /// messages' payloads), and the largest capacity kept: at most 1024 × 4 KiB = 4 MiB.
 const PAYLOAD_POOL_MAX: usize = 1024;
 const PAYLOAD_POOLED_CAPACITY_MAX: usize = 4096;
+
+/// Gives a payload buffer back to `pool` (small ones only, and a bounded number).
+fn recycle_into(pool: &mut Vec<Vec<u8>>, buffer: Vec<u8>) {
+    if pool.len() < PAYLOAD_POOL_MAX
+        && buffer.capacity() <= PAYLOAD_POOLED_CAPACITY_MAX
+        && buffer.capacity() > 0
+    {
+        pool.push(buffer);
+    }
+}
 
 /// Working buffers of the cycle, kept across cycles so that a steady state allocates nothing
 /// (they are cleared, never shrunk; each is bounded by the ports, channels or links it lists).
@@ -353,7 +363,8 @@ struct Inbound {
 struct PortState {
     service: Option<Box<dyn Service>>,
     queue: VecDeque<Inbound>,
-    streams: VecDeque<Inbound>,
+    /// Stream frames, bounded by `stream_queue_capacity` frames and `stream_queue_bytes`.
+    streams: StreamQueue<Inbound>,
     bulk_done: VecDeque<BulkReceived>,
     subscribed: bool,
     grouped: bool,
@@ -445,6 +456,12 @@ struct StreamCopy {
 #[derive(Debug)]
 struct StreamSource {
     next_seq: u32,
+    /// The copies each frame makes: (listener, link), from the plan, and what they were
+    /// computed from: (cycle, topology version, this station listening). Discovery runs again
+    /// when any of those moved on, so at most once per cycle while nothing changes.
+    targets: Vec<(u32, LinkId)>,
+    targets_key: Option<(u64, u64, bool)>,
+    lifetime: u8,
 }
 
 /// A queued control frame: destination station (routed) or a specific link.
@@ -499,7 +516,9 @@ pub struct Bus {
     pool: Vec<Vec<u8>>,
 
     stream_sources: BTreeMap<(u16, u32), StreamSource>,
-    stream_out: VecDeque<StreamCopy>,
+    /// Outbound stream copies, bounded by `64 × stream_queue_capacity` copies and
+    /// `stream_out_bytes`.
+    stream_out: StreamQueue<StreamCopy>,
     /// Per stream `(sender, request_id, port)`: its token cache and when it was last heard
     /// (`token_stamp`), to forget the stream heard from longest ago when full.
     token_caches: HashMap<(u32, u64, u16), (TokenCache, u64)>,
@@ -577,7 +596,7 @@ impl Bus {
             tx: VecDeque::new(),
             pool: Vec::new(),
             stream_sources: BTreeMap::new(),
-            stream_out: VecDeque::new(),
+            stream_out: StreamQueue::default(),
             token_caches: HashMap::new(),
             token_stamp: 0,
             out_transfers: BTreeMap::new(),
@@ -1422,39 +1441,49 @@ impl Bus {
     /// Opens (or continues) stream `stream` on `port` and sends one frame to every listener.
     /// Returns the number of copies queued. Streams are never acknowledged or resent.
     pub fn stream_send(&mut self, now: Instant, port: u16, stream: u32, payload: &[u8]) -> usize {
+        if payload.len() > self.config.payload_len_max as usize {
+            return 0;
+        }
+        let payload = self.pooled_copy(payload);
+        self.stream_send_owned(now, port, stream, payload)
+    }
+
+    /// [`Bus::stream_send`] taking the payload's buffer: the last copy keeps it, so a stream
+    /// with one listener copies no payload.
+    pub fn stream_send_owned(
+        &mut self,
+        now: Instant,
+        port: u16,
+        stream: u32,
+        payload: Vec<u8>,
+    ) -> usize {
         self.now = self.now.max(now);
         if payload.len() > self.config.payload_len_max as usize {
             return 0;
         }
         let me = self.config.station_id;
-        let mut listeners = self.topology.listeners_of(port);
-        if self.ports.get(&port).is_some_and(|p| p.subscribed) {
-            listeners.push((me, 0));
-        }
-        // The Orchestrator (re)assigns the Terminator whenever the listener set changes.
-        let plan = match self.stream_plans.get(&(port, stream)) {
-            Some(plan)
-                if plan.listeners.len() == listeners.len()
-                    && listeners.iter().all(|l| plan.listeners.contains(l)) =>
-            {
-                plan.clone()
-            }
-            _ => {
-                let plan = StreamPlan::new(listeners, self.config.stream_lifetime);
-                self.stream_plans.insert((port, stream), plan.clone());
-                plan
-            }
-        };
-        let source = self
+        let listening = self.ports.get(&port).is_some_and(|p| p.subscribed);
+        let key = (self.cycle, self.topology.version(), listening);
+        let mut source = self
             .stream_sources
-            .entry((port, stream))
-            .or_insert(StreamSource { next_seq: 0 });
+            .remove(&(port, stream))
+            .unwrap_or(StreamSource {
+                next_seq: 0,
+                targets: Vec::new(),
+                targets_key: None,
+                lifetime: 0,
+            });
+        if source.targets_key != Some(key) {
+            self.plan_stream(port, stream, listening, &mut source);
+            source.targets_key = Some(key);
+        }
         let seq = source.next_seq;
         source.next_seq = source.next_seq.wrapping_add(1);
-        let lifetime = plan.lifetime;
+        let lifetime = source.lifetime;
         let request_id = (u64::from(self.config.incarnation) << 32) | u64::from(stream);
-        let mut copies = 0;
-        for &(destination, _) in &plan.listeners {
+        let copies = source.targets.len();
+        let mut payload = Some(payload);
+        for (i, &(destination, link)) in source.targets.iter().enumerate() {
             let header = Header {
                 lane: Lane::Stream,
                 packet_type: PacketType::Stream,
@@ -1473,33 +1502,73 @@ impl Bus {
                 priority: 0,
                 segment: None,
             };
-            let link = if destination == me {
-                LOOPBACK
+            let payload = if i + 1 == copies {
+                payload.take().unwrap_or_default()
             } else {
-                match self.next_hop_link(destination) {
-                    Some(link) => link,
-                    None => continue,
-                }
+                self.pooled_copy(payload.as_deref().unwrap_or_default())
             };
             self.queue_stream(StreamCopy {
                 link,
                 header,
-                payload: payload.to_vec(),
+                payload,
                 expires_cycle: self.cycle + u64::from(lifetime),
                 forwarded: false,
             });
-            copies += 1;
         }
+        if let Some(unused) = payload {
+            self.recycle_payload(unused);
+        }
+        self.stream_sources.insert((port, stream), source);
         copies
     }
 
-    fn queue_stream(&mut self, copy: StreamCopy) {
-        let capacity = self.config.stream_queue_capacity * 64;
-        if self.stream_out.len() >= capacity {
-            self.stream_out.pop_front();
-            self.stats.stream_overrun += 1;
+    /// Discovers the listeners of (`port`, `stream`), updates its plan (the Orchestrator
+    /// reassigns the Terminator whenever the listener set changes) and the copies to make.
+    /// Listeners without a route are skipped.
+    fn plan_stream(&mut self, port: u16, stream: u32, listening: bool, source: &mut StreamSource) {
+        let me = self.config.station_id;
+        let mut listeners = self.topology.listeners_of(port);
+        if listening {
+            listeners.push((me, 0));
         }
-        self.stream_out.push_back(copy);
+        let plan = match self.stream_plans.get(&(port, stream)) {
+            Some(plan)
+                if plan.listeners.len() == listeners.len()
+                    && listeners.iter().all(|l| plan.listeners.contains(l)) =>
+            {
+                plan
+            }
+            _ => {
+                let plan = StreamPlan::new(listeners, self.config.stream_lifetime);
+                self.stream_plans.insert((port, stream), plan);
+                &self.stream_plans[&(port, stream)]
+            }
+        };
+        source.lifetime = plan.lifetime;
+        source.targets.clear();
+        for &(destination, _) in &plan.listeners {
+            let link = if destination == me {
+                Some(LOOPBACK)
+            } else {
+                self.next_hop_link(destination)
+            };
+            if let Some(link) = link {
+                source.targets.push((destination, link));
+            }
+        }
+    }
+
+    fn queue_stream(&mut self, copy: StreamCopy) {
+        let frames_max = self.config.stream_queue_capacity.saturating_mul(64);
+        let bytes_max = self.config.stream_out_bytes;
+        let charge = frame_charge(copy.payload.len());
+        let pool = &mut self.payload_pool;
+        let dropped =
+            self.stream_out
+                .push_back(copy, charge, frames_max, bytes_max, |old: StreamCopy| {
+                    recycle_into(pool, old.payload)
+                });
+        self.stats.stream_overrun += dropped as u64;
     }
 
     /// Starts a bulk transfer of an object to `port` on station `destination`. The bus asks
@@ -2220,12 +2289,7 @@ impl Bus {
 
     /// Gives a payload buffer back to the pool (small ones only, and a bounded number).
     fn recycle_payload(&mut self, buffer: Vec<u8>) {
-        if self.payload_pool.len() < PAYLOAD_POOL_MAX
-            && buffer.capacity() <= PAYLOAD_POOLED_CAPACITY_MAX
-            && buffer.capacity() > 0
-        {
-            self.payload_pool.push(buffer);
-        }
+        recycle_into(&mut self.payload_pool, buffer);
     }
 
     /// A header for a frame answering station `to`, sent as identity `from` (this station's
@@ -2711,10 +2775,11 @@ impl Bus {
                 return;
             }
             self.stats.forwarded += 1;
+            let payload = self.pooled_copy(&bytes[header.header_len()..]);
             self.queue_stream(StreamCopy {
                 link: out,
                 header: forwarded,
-                payload: bytes[header.header_len()..].to_vec(),
+                payload,
                 expires_cycle: self.cycle + u64::from(header.lifetime),
                 forwarded: true,
             });
@@ -3088,23 +3153,31 @@ impl Bus {
             self.stats.stream_duplicates += 1;
             return;
         }
-        let capacity = self.config.stream_queue_capacity;
-        let cycle = self.cycle;
-        let Some(state) = self.ports.get_mut(&port).filter(|s| s.subscribed) else {
+        if !self.ports.get(&port).is_some_and(|s| s.subscribed) {
             return;
-        };
-        if state.streams.len() >= capacity {
-            // A slow receiver loses its oldest frames; it never blocks anyone.
-            state.streams.pop_front();
-            self.stats.stream_overrun += 1;
         }
-        state.streams.push_back(Inbound {
+        let frames_max = self.config.stream_queue_capacity;
+        let bytes_max = self.config.stream_queue_bytes;
+        let inbound = Inbound {
             header: *header,
-            payload: payload.to_vec(),
+            payload: self.pooled_copy(payload),
             received_at: self.now,
             ack: None,
-            expires_cycle: cycle + u64::from(header.lifetime),
-        });
+            expires_cycle: self.cycle + u64::from(header.lifetime),
+        };
+        let Some(state) = self.ports.get_mut(&port) else {
+            return;
+        };
+        // A slow receiver loses its oldest frames; it never blocks anyone.
+        let pool = &mut self.payload_pool;
+        let dropped = state.streams.push_back(
+            inbound,
+            frame_charge(payload.len()),
+            frames_max,
+            bytes_max,
+            |old: Inbound| recycle_into(pool, old.payload),
+        );
+        self.stats.stream_overrun += dropped as u64;
     }
 
     fn transmit_streams(&mut self, budget: usize) -> usize {
@@ -3116,6 +3189,7 @@ impl Bus {
             };
             if copy.expires_cycle <= cycle {
                 self.stats.stream_expired += 1;
+                self.recycle_payload(copy.payload);
                 continue;
             }
             let mut header = copy.header;
@@ -3124,6 +3198,7 @@ impl Bus {
             if self.encode_to(copy.link, &header, &copy.payload) {
                 self.stats.stream_sent += 1;
             }
+            self.recycle_payload(copy.payload);
             sent += 1;
         }
         sent
