@@ -35,7 +35,7 @@ use super::rng::Rng;
 use super::routing::{AdvertOutcome, Topology};
 use super::service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
 use super::stats::Stats;
-use super::streams::{StreamQueue, TokenCache, frame_charge};
+use super::streams::{BufferPool, StreamQueue, TokenCache, frame_charge};
 use super::time::{Duration, Instant};
 use super::trace::TraceCollector;
 use super::wire::frame::{
@@ -53,16 +53,6 @@ pub const LOOPBACK: LinkId = u32::MAX;
 /// messages' payloads), and the largest capacity kept: at most 1024 × 4 KiB = 4 MiB.
 const PAYLOAD_POOL_MAX: usize = 1024;
 const PAYLOAD_POOLED_CAPACITY_MAX: usize = 4096;
-
-/// Gives a payload buffer back to `pool` (small ones only, and a bounded number).
-fn recycle_into(pool: &mut Vec<Vec<u8>>, buffer: Vec<u8>) {
-    if pool.len() < PAYLOAD_POOL_MAX
-        && buffer.capacity() <= PAYLOAD_POOLED_CAPACITY_MAX
-        && buffer.capacity() > 0
-    {
-        pool.push(buffer);
-    }
-}
 
 /// Working buffers of the cycle, kept across cycles so that a steady state allocates nothing
 /// (they are cleared, never shrunk; each is bounded by the ports, channels or links it lists).
@@ -509,6 +499,9 @@ pub struct Bus {
     return_links: HashMap<u32, LinkId>,
     scratch: Scratch,
     payload_pool: Vec<Vec<u8>>,
+    /// Payload buffers of stream frames (queued copies, received frames), at most
+    /// `stream_queue_bytes` of capacity.
+    stream_pool: BufferPool,
     control_out: VecDeque<(ControlTarget, Header, Vec<u8>)>,
     forward_out: VecDeque<(LinkId, Vec<u8>)>,
     loopback: VecDeque<Vec<u8>>,
@@ -590,6 +583,7 @@ impl Bus {
             return_links: HashMap::new(),
             scratch: Scratch::default(),
             payload_pool: Vec::new(),
+            stream_pool: BufferPool::default(),
             control_out: VecDeque::new(),
             forward_out: VecDeque::new(),
             loopback: VecDeque::new(),
@@ -1444,7 +1438,7 @@ impl Bus {
         if payload.len() > self.config.payload_len_max as usize {
             return 0;
         }
-        let payload = self.pooled_copy(payload);
+        let payload = self.stream_pool.copy_of(payload);
         self.stream_send_owned(now, port, stream, payload)
     }
 
@@ -1464,26 +1458,28 @@ impl Bus {
         let me = self.config.station_id;
         let listening = self.ports.get(&port).is_some_and(|p| p.subscribed);
         let key = (self.cycle, self.topology.version(), listening);
-        let mut source = self
+        let source = self
             .stream_sources
-            .remove(&(port, stream))
-            .unwrap_or(StreamSource {
+            .entry((port, stream))
+            .or_insert(StreamSource {
                 next_seq: 0,
                 targets: Vec::new(),
                 targets_key: None,
                 lifetime: 0,
             });
-        if source.targets_key != Some(key) {
-            self.plan_stream(port, stream, listening, &mut source);
-            source.targets_key = Some(key);
-        }
         let seq = source.next_seq;
         source.next_seq = source.next_seq.wrapping_add(1);
-        let lifetime = source.lifetime;
+        // Borrowed out of the map while copies are queued (no second lookup per frame).
+        let mut targets = std::mem::take(&mut source.targets);
+        let mut lifetime = source.lifetime;
+        if source.targets_key != Some(key) {
+            source.targets_key = Some(key);
+            lifetime = self.plan_stream(port, stream, listening, &mut targets);
+        }
         let request_id = (u64::from(self.config.incarnation) << 32) | u64::from(stream);
-        let copies = source.targets.len();
+        let copies = targets.len();
         let mut payload = Some(payload);
-        for (i, &(destination, link)) in source.targets.iter().enumerate() {
+        for (i, &(destination, link)) in targets.iter().enumerate() {
             let header = Header {
                 lane: Lane::Stream,
                 packet_type: PacketType::Stream,
@@ -1505,7 +1501,8 @@ impl Bus {
             let payload = if i + 1 == copies {
                 payload.take().unwrap_or_default()
             } else {
-                self.pooled_copy(payload.as_deref().unwrap_or_default())
+                self.stream_pool
+                    .copy_of(payload.as_deref().unwrap_or_default())
             };
             self.queue_stream(StreamCopy {
                 link,
@@ -1516,16 +1513,25 @@ impl Bus {
             });
         }
         if let Some(unused) = payload {
-            self.recycle_payload(unused);
+            self.recycle_stream_payload(unused);
         }
-        self.stream_sources.insert((port, stream), source);
+        if let Some(source) = self.stream_sources.get_mut(&(port, stream)) {
+            source.targets = targets;
+            source.lifetime = lifetime;
+        }
         copies
     }
 
     /// Discovers the listeners of (`port`, `stream`), updates its plan (the Orchestrator
     /// reassigns the Terminator whenever the listener set changes) and the copies to make.
-    /// Listeners without a route are skipped.
-    fn plan_stream(&mut self, port: u16, stream: u32, listening: bool, source: &mut StreamSource) {
+    /// Listeners without a route are skipped. Returns the plan's lifetime.
+    fn plan_stream(
+        &mut self,
+        port: u16,
+        stream: u32,
+        listening: bool,
+        targets: &mut Vec<(u32, LinkId)>,
+    ) -> u8 {
         let me = self.config.station_id;
         let mut listeners = self.topology.listeners_of(port);
         if listening {
@@ -1544,8 +1550,7 @@ impl Bus {
                 &self.stream_plans[&(port, stream)]
             }
         };
-        source.lifetime = plan.lifetime;
-        source.targets.clear();
+        targets.clear();
         for &(destination, _) in &plan.listeners {
             let link = if destination == me {
                 Some(LOOPBACK)
@@ -1553,20 +1558,22 @@ impl Bus {
                 self.next_hop_link(destination)
             };
             if let Some(link) = link {
-                source.targets.push((destination, link));
+                targets.push((destination, link));
             }
         }
+        plan.lifetime
     }
 
     fn queue_stream(&mut self, copy: StreamCopy) {
         let frames_max = self.config.stream_queue_capacity.saturating_mul(64);
         let bytes_max = self.config.stream_out_bytes;
         let charge = frame_charge(copy.payload.len());
-        let pool = &mut self.payload_pool;
+        let pool = &mut self.stream_pool;
+        let pool_max = self.config.stream_queue_bytes;
         let dropped =
             self.stream_out
                 .push_back(copy, charge, frames_max, bytes_max, |old: StreamCopy| {
-                    recycle_into(pool, old.payload)
+                    pool.give(old.payload, pool_max)
                 });
         self.stats.stream_overrun += dropped as u64;
     }
@@ -2119,7 +2126,11 @@ impl Bus {
             }
             None => {}
         }
-        self.recycle_payload(std::mem::take(&mut inbound.payload));
+        if stream {
+            self.recycle_stream_payload(std::mem::take(&mut inbound.payload));
+        } else {
+            self.recycle_payload(std::mem::take(&mut inbound.payload));
+        }
         if let Some(event) = reply_event {
             self.push_event(event);
         }
@@ -2289,7 +2300,18 @@ impl Bus {
 
     /// Gives a payload buffer back to the pool (small ones only, and a bounded number).
     fn recycle_payload(&mut self, buffer: Vec<u8>) {
-        recycle_into(&mut self.payload_pool, buffer);
+        if self.payload_pool.len() < PAYLOAD_POOL_MAX
+            && buffer.capacity() <= PAYLOAD_POOLED_CAPACITY_MAX
+            && buffer.capacity() > 0
+        {
+            self.payload_pool.push(buffer);
+        }
+    }
+
+    /// Gives a stream frame's payload buffer back to the stream pool.
+    fn recycle_stream_payload(&mut self, buffer: Vec<u8>) {
+        self.stream_pool
+            .give(buffer, self.config.stream_queue_bytes);
     }
 
     /// A header for a frame answering station `to`, sent as identity `from` (this station's
@@ -2775,7 +2797,7 @@ impl Bus {
                 return;
             }
             self.stats.forwarded += 1;
-            let payload = self.pooled_copy(&bytes[header.header_len()..]);
+            let payload = self.stream_pool.copy_of(&bytes[header.header_len()..]);
             self.queue_stream(StreamCopy {
                 link: out,
                 header: forwarded,
@@ -3128,28 +3150,36 @@ impl Bus {
         let port = header.recipient_port;
         let key = (header.sender_id, header.request_id, port);
         self.token_stamp += 1;
-        if !self.token_caches.contains_key(&key)
-            && self.token_caches.len() >= self.config.stream_cache_tokens * 16
-        {
-            // Forget the stream heard from longest ago. Clearing every cache instead made all
-            // live streams forget which frames they had delivered whenever one new stream
-            // appeared, so a late or duplicated copy of any of them was delivered again.
-            let oldest = self
-                .token_caches
-                .iter()
-                .min_by_key(|(_, (_, touched))| *touched)
-                .map(|(&k, _)| k);
-            if let Some(oldest) = oldest {
-                self.token_caches.remove(&oldest);
-                self.stats.stream_caches_evicted += 1;
+        let stamp = self.token_stamp;
+        // One lookup for a stream already heard (nearly every frame).
+        let admitted = match self.token_caches.get_mut(&key) {
+            Some((cache, touched)) => {
+                *touched = stamp;
+                cache.admit(header.sequence)
             }
-        }
-        let (cache, touched) = self
-            .token_caches
-            .entry(key)
-            .or_insert_with(|| (TokenCache::default(), 0));
-        *touched = self.token_stamp;
-        if !cache.admit(header.sequence) {
+            None => {
+                if self.token_caches.len() >= self.config.stream_cache_tokens * 16 {
+                    // Forget the stream heard from longest ago. Clearing every cache instead
+                    // made all live streams forget which frames they had delivered whenever one
+                    // new stream appeared, so a late or duplicated copy of any of them was
+                    // delivered again.
+                    let oldest = self
+                        .token_caches
+                        .iter()
+                        .min_by_key(|(_, (_, touched))| *touched)
+                        .map(|(&k, _)| k);
+                    if let Some(oldest) = oldest {
+                        self.token_caches.remove(&oldest);
+                        self.stats.stream_caches_evicted += 1;
+                    }
+                }
+                let mut cache = TokenCache::default();
+                let admitted = cache.admit(header.sequence);
+                self.token_caches.insert(key, (cache, stamp));
+                admitted
+            }
+        };
+        if !admitted {
             self.stats.stream_duplicates += 1;
             return;
         }
@@ -3160,7 +3190,7 @@ impl Bus {
         let bytes_max = self.config.stream_queue_bytes;
         let inbound = Inbound {
             header: *header,
-            payload: self.pooled_copy(payload),
+            payload: self.stream_pool.copy_of(payload),
             received_at: self.now,
             ack: None,
             expires_cycle: self.cycle + u64::from(header.lifetime),
@@ -3169,13 +3199,14 @@ impl Bus {
             return;
         };
         // A slow receiver loses its oldest frames; it never blocks anyone.
-        let pool = &mut self.payload_pool;
+        let pool = &mut self.stream_pool;
+        let pool_max = self.config.stream_queue_bytes;
         let dropped = state.streams.push_back(
             inbound,
             frame_charge(payload.len()),
             frames_max,
             bytes_max,
-            |old: Inbound| recycle_into(pool, old.payload),
+            |old: Inbound| pool.give(old.payload, pool_max),
         );
         self.stats.stream_overrun += dropped as u64;
     }
@@ -3189,7 +3220,7 @@ impl Bus {
             };
             if copy.expires_cycle <= cycle {
                 self.stats.stream_expired += 1;
-                self.recycle_payload(copy.payload);
+                self.recycle_stream_payload(copy.payload);
                 continue;
             }
             let mut header = copy.header;
@@ -3198,7 +3229,7 @@ impl Bus {
             if self.encode_to(copy.link, &header, &copy.payload) {
                 self.stats.stream_sent += 1;
             }
-            self.recycle_payload(copy.payload);
+            self.recycle_stream_payload(copy.payload);
             sent += 1;
         }
         sent

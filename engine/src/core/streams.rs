@@ -173,6 +173,46 @@ impl<T> StreamQueue<T> {
     }
 }
 
+/// Payload buffers of stream frames kept for reuse, bounded by their total capacity: a
+/// receiver holding thousands of frames between two cycles reuses their buffers instead of
+/// allocating and freeing one per frame.
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl BufferPool {
+    /// A buffer holding a copy of `bytes`.
+    pub fn copy_of(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut buffer = match self.buffers.pop() {
+            Some(buffer) => {
+                self.bytes -= buffer.capacity();
+                buffer
+            }
+            None => Vec::new(),
+        };
+        buffer.clear();
+        buffer.extend_from_slice(bytes);
+        buffer
+    }
+
+    /// Keeps `buffer` for reuse if the pool's total capacity stays within `bytes_max` and the
+    /// buffer is at most a sixteenth of it; drops it otherwise.
+    pub fn give(&mut self, buffer: Vec<u8>, bytes_max: usize) {
+        let capacity = buffer.capacity();
+        if capacity > 0 && capacity <= bytes_max / 16 && self.bytes + capacity <= bytes_max {
+            self.bytes += capacity;
+            self.buffers.push(buffer);
+        }
+    }
+
+    /// Total capacity of the buffers kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +253,21 @@ mod tests {
         assert_eq!((queue.len(), queue.bytes()), (1, huge));
         assert_eq!(queue.pop_front(), Some(7));
         assert_eq!((queue.len(), queue.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn buffer_pool_is_bounded_by_capacity() {
+        let mut pool = BufferPool::default();
+        for _ in 0..100 {
+            pool.give(Vec::with_capacity(64), 1024);
+        }
+        assert_eq!(pool.bytes(), 1024, "sixteen buffers of 64 fill 1024");
+        pool.give(Vec::with_capacity(65), 1 << 20);
+        pool.give(Vec::with_capacity(1 << 17), 1 << 20); // more than a sixteenth
+        assert_eq!(pool.bytes(), 1024 + 65);
+        let copy = pool.copy_of(b"frame");
+        assert_eq!(copy, b"frame");
+        assert_eq!(pool.bytes(), 1024);
     }
 
     #[test]
