@@ -3218,7 +3218,10 @@ impl Bus {
             let Some(copy) = self.stream_out.pop_front() else {
                 break;
             };
-            if copy.expires_cycle <= cycle {
+            // A copy that would leave with lifetime 1 can be delivered nowhere (a receiver
+            // needs 2, a relay forwards only from 2): it expires here instead of costing the
+            // link and the receiver (`Stream-v1.md` §3 rule 1).
+            if copy.expires_cycle <= cycle + 1 {
                 self.stats.stream_expired += 1;
                 self.recycle_stream_payload(copy.payload);
                 continue;
