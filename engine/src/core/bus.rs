@@ -737,6 +737,17 @@ impl Bus {
         self.config.outbox_capacity.saturating_sub(self.outbox_len)
     }
 
+    /// Whether outbound stream copies already fill the next commit phase's data budget: a
+    /// driver taking more frames from an application now would only see them wait (and
+    /// expire, or drop the oldest). The driver stops taking stream frames until the next
+    /// cycle, so that a publisher is paced by the transmit budget.
+    pub fn stream_out_full(&self) -> bool {
+        let data_budget = self.config.transmit_budget
+            * (100 - self.config.control_reserve_percent as usize)
+            / 100;
+        self.stream_out.len() >= data_budget
+    }
+
     /// Counts a frame the driver dropped because its link's transport queue was full (a
     /// slow reader), in `link_queue_drops`.
     pub fn count_link_queue_drop(&mut self) {

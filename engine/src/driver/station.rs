@@ -1433,6 +1433,12 @@ impl Shard {
         }
         let mut now = None;
         for taken in 0..COMMANDS_PER_CYCLE {
+            if self.bus.stream_out_full() {
+                // Stream frames already fill the next cycle's transmit budget: leave the rest
+                // queued (a publisher then gets `Busy` and is paced by the links) rather than
+                // take frames that would wait, expire or push out older ones.
+                return taken;
+            }
             match inbox.try_recv() {
                 Ok(command) => {
                     let now = *now.get_or_insert_with(|| self.clock.now());
