@@ -777,9 +777,14 @@ impl Station {
     }
 
     /// Sends one frame of stream `stream` on `port` to every listener (no ACK, no resend).
-    /// Never blocks: when the shard's command queue is full (the application produces
-    /// frames faster than the shard takes them) this answers [`StationError::Busy`]; drop
-    /// the frame or retry.
+    /// Never blocks: when the shard's command queue is full this answers
+    /// [`StationError::Busy`]; drop the frame or retry. The queue fills when the application
+    /// produces frames faster than the shard takes them, and the shard stops taking them while
+    /// the stream copies already queued fill the next cycle's transmit budget, so a publisher
+    /// that retries on `Busy` is paced by what the station transmits. A link slower than that
+    /// (a slow subscriber) loses frames, counted in `link_queue_drops`, without slowing the
+    /// others; a subscriber's own queue is bounded by `stream_queue_bytes` (oldest dropped,
+    /// `stream_overrun`).
     pub fn stream(
         &self,
         port: u16,
