@@ -434,6 +434,8 @@ fn posted_messages_all_arrive_with_a_small_outbox_and_back_pressure_is_bounded()
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), N as usize, "each exactly once");
+    // The last ACKs may still be on their way when the last message was seen.
+    assert!(wait_until(|| a.stats().unwrap().acked == u64::from(N)));
     let stats = a.stats().unwrap();
     assert_eq!(stats.emit_drops, 0);
     assert_eq!(stats.acked, u64::from(N));
@@ -638,4 +640,91 @@ fn send_reader_spools_first_and_reports_a_failing_reader() {
         b.shutdown();
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn a_stalled_stream_subscriber_does_not_hold_up_another() {
+    // Goal: one subscriber that stops reading costs the others nothing: the publisher drops
+    // what the stalled link cannot take (counted), and keeps feeding the other link. Method:
+    // subscriber 2's handler blocks its shard on the first frame; the publisher streams until
+    // the stalled link drops; then each of 100 frames, sent one at a time, must reach
+    // subscriber 3.
+    let dir = temp("stalled-and-live");
+    let (blocked_tx, blocked_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let stalled = std::sync::atomic::AtomicBool::new(false);
+    let slow = Station::builder()
+        .id(2)
+        .listen_tcp("127.0.0.1:0".parse().unwrap())
+        .spool_dir(dir.join("slow"))
+        .subscribe(3000, move |_: &mut Context<'_>, _: &Message<'_>| {
+            if !stalled.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                let _ = blocked_tx.try_send(());
+                let _ = release_rx.lock().unwrap().recv_timeout(WAIT);
+            }
+        })
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let log = seen.clone();
+    let live = Station::builder()
+        .id(3)
+        .listen_tcp("127.0.0.1:0".parse().unwrap())
+        .spool_dir(dir.join("live"))
+        .subscribe(3000, move |_: &mut Context<'_>, m: &Message<'_>| {
+            if let Ok(k) = <[u8; 4]>::try_from(&m.payload[..4]) {
+                log.lock().unwrap().push(u32::from_le_bytes(k));
+            }
+        })
+        .build()
+        .unwrap();
+    let a = Station::builder()
+        .id(1)
+        .connect_tcp(slow.local_addrs()[0])
+        .connect_tcp(live.local_addrs()[0])
+        .spool_dir(dir.join("a"))
+        .build()
+        .unwrap();
+    let frame = |k: u32| {
+        let mut payload = vec![0u8; 1024];
+        payload[..4].copy_from_slice(&k.to_le_bytes());
+        payload
+    };
+    // Both subscribers known, subscriber 2 stalled.
+    let mut blocked = false;
+    assert!(wait_until(|| {
+        let _ = a.stream(3000, 1, frame(0));
+        blocked |= blocked_rx.try_recv().is_ok();
+        blocked && !seen.lock().unwrap().is_empty()
+    }));
+    let mut sent = 0u32;
+    let mut dropped = false;
+    let deadline = std::time::Instant::now() + WAIT;
+    while sent < 200_000 && !dropped && std::time::Instant::now() < deadline {
+        match a.stream(3000, 1, frame(1)) {
+            Err(tamtam_engine::driver::StationError::Busy(_)) => {
+                std::thread::yield_now();
+                continue;
+            }
+            other => other.unwrap(),
+        };
+        sent += 1;
+        if sent % 2000 == 0 {
+            dropped = a.stats().unwrap().link_queue_drops > 0;
+        }
+    }
+    assert!(dropped, "no drop after {sent} frames to a stalled reader");
+    for k in 1000..1100u32 {
+        a.stream(3000, 1, frame(k)).unwrap();
+        assert!(
+            wait_until(|| seen.lock().unwrap().last() == Some(&k)),
+            "frame {k} did not reach the live subscriber"
+        );
+    }
+    let _ = release_tx.send(());
+    a.shutdown();
+    slow.shutdown();
+    live.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
 }

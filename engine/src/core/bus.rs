@@ -36,7 +36,7 @@ use super::routing::{AdvertOutcome, Topology};
 use super::seqmap::{SeqIndex, Slab};
 use super::service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
 use super::stats::Stats;
-use super::streams::TokenCache;
+use super::streams::{BufferPool, StreamQueue, TokenCache, frame_charge};
 use super::time::{Duration, Instant};
 use super::timers::{Timer, TimerWheel};
 use super::trace::TraceCollector;
@@ -355,7 +355,8 @@ struct Inbound {
 struct PortState {
     service: Option<Box<dyn Service>>,
     queue: VecDeque<Inbound>,
-    streams: VecDeque<Inbound>,
+    /// Stream frames, bounded by `stream_queue_capacity` frames and `stream_queue_bytes`.
+    streams: StreamQueue<Inbound>,
     bulk_done: VecDeque<BulkReceived>,
     subscribed: bool,
     grouped: bool,
@@ -535,6 +536,12 @@ struct StreamCopy {
 #[derive(Debug)]
 struct StreamSource {
     next_seq: u32,
+    /// The copies each frame makes: (listener, link), from the plan, and what they were
+    /// computed from: (cycle, topology version, this station listening). Discovery runs again
+    /// when any of those moved on, so at most once per cycle while nothing changes.
+    targets: Vec<(u32, LinkId)>,
+    targets_key: Option<(u64, u64, bool)>,
+    lifetime: u8,
 }
 
 /// A queued control frame: destination station (routed) or a specific link.
@@ -586,6 +593,9 @@ pub struct Bus {
     return_links: FastMap<u32, LinkId>,
     scratch: Scratch,
     payload_pool: Vec<Vec<u8>>,
+    /// Payload buffers of stream frames (queued copies, received frames), at most
+    /// `stream_queue_bytes` of capacity.
+    stream_pool: BufferPool,
     control_out: VecDeque<(ControlTarget, Header, Vec<u8>)>,
     forward_out: VecDeque<(LinkId, Vec<u8>)>,
     loopback: VecDeque<Vec<u8>>,
@@ -593,7 +603,9 @@ pub struct Bus {
     pool: Vec<Vec<u8>>,
 
     stream_sources: BTreeMap<(u16, u32), StreamSource>,
-    stream_out: VecDeque<StreamCopy>,
+    /// Outbound stream copies, bounded by `64 × stream_queue_capacity` copies and
+    /// `stream_out_bytes`.
+    stream_out: StreamQueue<StreamCopy>,
     /// Per stream `(sender, request_id, port)`: its token cache and when it was last heard
     /// (`token_stamp`), to forget the stream heard from longest ago when full.
     token_caches: FastMap<(u32, u64, u16), (TokenCache, u64)>,
@@ -675,13 +687,14 @@ impl Bus {
             return_links: FastMap::with_hasher(hash),
             scratch: Scratch::default(),
             payload_pool: Vec::new(),
+            stream_pool: BufferPool::default(),
             control_out: VecDeque::new(),
             forward_out: VecDeque::new(),
             loopback: VecDeque::new(),
             tx: VecDeque::new(),
             pool: Vec::new(),
             stream_sources: BTreeMap::new(),
-            stream_out: VecDeque::new(),
+            stream_out: StreamQueue::default(),
             token_caches: FastMap::with_hasher(hash),
             token_stamp: 0,
             out_transfers: BTreeMap::new(),
@@ -835,6 +848,17 @@ impl Bus {
     /// How many more ACK-required messages (per destination) the outbox takes now.
     pub fn outbox_room(&self) -> usize {
         self.config.outbox_capacity.saturating_sub(self.outbox_len)
+    }
+
+    /// Whether outbound stream copies already fill the next commit phase's data budget: a
+    /// driver taking more frames from an application now would only see them wait (and
+    /// expire, or drop the oldest). The driver stops taking stream frames until the next
+    /// cycle, so that a publisher is paced by the transmit budget.
+    pub fn stream_out_full(&self) -> bool {
+        let data_budget = self.config.transmit_budget
+            * (100 - self.config.control_reserve_percent as usize)
+            / 100;
+        self.stream_out.len() >= data_budget
     }
 
     /// Counts a frame the driver dropped because its link's transport queue was full (a
@@ -1546,39 +1570,51 @@ impl Bus {
     /// Opens (or continues) stream `stream` on `port` and sends one frame to every listener.
     /// Returns the number of copies queued. Streams are never acknowledged or resent.
     pub fn stream_send(&mut self, now: Instant, port: u16, stream: u32, payload: &[u8]) -> usize {
+        if payload.len() > self.config.payload_len_max as usize {
+            return 0;
+        }
+        let payload = self.stream_pool.copy_of(payload);
+        self.stream_send_owned(now, port, stream, payload)
+    }
+
+    /// [`Bus::stream_send`] taking the payload's buffer: the last copy keeps it, so a stream
+    /// with one listener copies no payload.
+    pub fn stream_send_owned(
+        &mut self,
+        now: Instant,
+        port: u16,
+        stream: u32,
+        payload: Vec<u8>,
+    ) -> usize {
         self.now = self.now.max(now);
         if payload.len() > self.config.payload_len_max as usize {
             return 0;
         }
         let me = self.config.station_id;
-        let mut listeners = self.topology.listeners_of(port);
-        if self.ports.get(&port).is_some_and(|p| p.subscribed) {
-            listeners.push((me, 0));
-        }
-        // The Orchestrator (re)assigns the Terminator whenever the listener set changes.
-        let plan = match self.stream_plans.get(&(port, stream)) {
-            Some(plan)
-                if plan.listeners.len() == listeners.len()
-                    && listeners.iter().all(|l| plan.listeners.contains(l)) =>
-            {
-                plan.clone()
-            }
-            _ => {
-                let plan = StreamPlan::new(listeners, self.config.stream_lifetime);
-                self.stream_plans.insert((port, stream), plan.clone());
-                plan
-            }
-        };
+        let listening = self.ports.get(&port).is_some_and(|p| p.subscribed);
+        let key = (self.cycle, self.topology.version(), listening);
         let source = self
             .stream_sources
             .entry((port, stream))
-            .or_insert(StreamSource { next_seq: 0 });
+            .or_insert(StreamSource {
+                next_seq: 0,
+                targets: Vec::new(),
+                targets_key: None,
+                lifetime: 0,
+            });
         let seq = source.next_seq;
         source.next_seq = source.next_seq.wrapping_add(1);
-        let lifetime = plan.lifetime;
+        // Borrowed out of the map while copies are queued (no second lookup per frame).
+        let mut targets = std::mem::take(&mut source.targets);
+        let mut lifetime = source.lifetime;
+        if source.targets_key != Some(key) {
+            source.targets_key = Some(key);
+            lifetime = self.plan_stream(port, stream, listening, &mut targets);
+        }
         let request_id = (u64::from(self.config.incarnation) << 32) | u64::from(stream);
-        let mut copies = 0;
-        for &(destination, _) in &plan.listeners {
+        let copies = targets.len();
+        let mut payload = Some(payload);
+        for (i, &(destination, link)) in targets.iter().enumerate() {
             let header = Header {
                 lane: Lane::Stream,
                 packet_type: PacketType::Stream,
@@ -1597,33 +1633,84 @@ impl Bus {
                 priority: 0,
                 segment: None,
             };
-            let link = if destination == me {
-                LOOPBACK
+            let payload = if i + 1 == copies {
+                payload.take().unwrap_or_default()
             } else {
-                match self.next_hop_link(destination) {
-                    Some(link) => link,
-                    None => continue,
-                }
+                self.stream_pool
+                    .copy_of(payload.as_deref().unwrap_or_default())
             };
             self.queue_stream(StreamCopy {
                 link,
                 header,
-                payload: payload.to_vec(),
+                payload,
                 expires_cycle: self.cycle + u64::from(lifetime),
                 forwarded: false,
             });
-            copies += 1;
+        }
+        if let Some(unused) = payload {
+            self.recycle_stream_payload(unused);
+        }
+        if let Some(source) = self.stream_sources.get_mut(&(port, stream)) {
+            source.targets = targets;
+            source.lifetime = lifetime;
         }
         copies
     }
 
-    fn queue_stream(&mut self, copy: StreamCopy) {
-        let capacity = self.config.stream_queue_capacity * 64;
-        if self.stream_out.len() >= capacity {
-            self.stream_out.pop_front();
-            self.stats.stream_overrun += 1;
+    /// Discovers the listeners of (`port`, `stream`), updates its plan (the Orchestrator
+    /// reassigns the Terminator whenever the listener set changes) and the copies to make.
+    /// Listeners without a route are skipped. Returns the plan's lifetime.
+    fn plan_stream(
+        &mut self,
+        port: u16,
+        stream: u32,
+        listening: bool,
+        targets: &mut Vec<(u32, LinkId)>,
+    ) -> u8 {
+        let me = self.config.station_id;
+        let mut listeners = self.topology.listeners_of(port);
+        if listening {
+            listeners.push((me, 0));
         }
-        self.stream_out.push_back(copy);
+        let plan = match self.stream_plans.get(&(port, stream)) {
+            Some(plan)
+                if plan.listeners.len() == listeners.len()
+                    && listeners.iter().all(|l| plan.listeners.contains(l)) =>
+            {
+                plan
+            }
+            _ => {
+                let plan = StreamPlan::new(listeners, self.config.stream_lifetime);
+                self.stream_plans.insert((port, stream), plan);
+                &self.stream_plans[&(port, stream)]
+            }
+        };
+        targets.clear();
+        for &(destination, _) in &plan.listeners {
+            let link = if destination == me {
+                Some(LOOPBACK)
+            } else {
+                self.next_hop_link(destination)
+            };
+            if let Some(link) = link {
+                targets.push((destination, link));
+            }
+        }
+        plan.lifetime
+    }
+
+    fn queue_stream(&mut self, copy: StreamCopy) {
+        let frames_max = self.config.stream_queue_capacity.saturating_mul(64);
+        let bytes_max = self.config.stream_out_bytes;
+        let charge = frame_charge(copy.payload.len());
+        let pool = &mut self.stream_pool;
+        let pool_max = self.config.stream_queue_bytes;
+        let dropped =
+            self.stream_out
+                .push_back(copy, charge, frames_max, bytes_max, |old: StreamCopy| {
+                    pool.give(old.payload, pool_max)
+                });
+        self.stats.stream_overrun += dropped as u64;
     }
 
     /// Starts a bulk transfer of an object to `port` on station `destination`. The bus asks
@@ -2201,7 +2288,11 @@ impl Bus {
             }
             None => {}
         }
-        self.recycle_payload(std::mem::take(&mut inbound.payload));
+        if stream {
+            self.recycle_stream_payload(std::mem::take(&mut inbound.payload));
+        } else {
+            self.recycle_payload(std::mem::take(&mut inbound.payload));
+        }
         if let Some(event) = reply_event {
             self.push_event(event);
         }
@@ -2377,6 +2468,12 @@ impl Bus {
         {
             self.payload_pool.push(buffer);
         }
+    }
+
+    /// Gives a stream frame's payload buffer back to the stream pool.
+    fn recycle_stream_payload(&mut self, buffer: Vec<u8>) {
+        self.stream_pool
+            .give(buffer, self.config.stream_queue_bytes);
     }
 
     /// A header for a frame answering station `to`, sent as identity `from` (this station's
@@ -2863,10 +2960,11 @@ impl Bus {
                 return;
             }
             self.stats.forwarded += 1;
+            let payload = self.stream_pool.copy_of(&bytes[header.header_len()..]);
             self.queue_stream(StreamCopy {
                 link: out,
                 header: forwarded,
-                payload: bytes[header.header_len()..].to_vec(),
+                payload,
                 expires_cycle: self.cycle + u64::from(header.lifetime),
                 forwarded: true,
             });
@@ -3225,48 +3323,65 @@ impl Bus {
         let port = header.recipient_port;
         let key = (header.sender_id, header.request_id, port);
         self.token_stamp += 1;
-        if !self.token_caches.contains_key(&key)
-            && self.token_caches.len() >= self.config.stream_cache_tokens * 16
-        {
-            // Forget the stream heard from longest ago. Clearing every cache instead made all
-            // live streams forget which frames they had delivered whenever one new stream
-            // appeared, so a late or duplicated copy of any of them was delivered again.
-            let oldest = self
-                .token_caches
-                .iter()
-                .min_by_key(|(_, (_, touched))| *touched)
-                .map(|(&k, _)| k);
-            if let Some(oldest) = oldest {
-                self.token_caches.remove(&oldest);
-                self.stats.stream_caches_evicted += 1;
+        let stamp = self.token_stamp;
+        // One lookup for a stream already heard (nearly every frame).
+        let admitted = match self.token_caches.get_mut(&key) {
+            Some((cache, touched)) => {
+                *touched = stamp;
+                cache.admit(header.sequence)
             }
-        }
-        let (cache, touched) = self
-            .token_caches
-            .entry(key)
-            .or_insert_with(|| (TokenCache::default(), 0));
-        *touched = self.token_stamp;
-        if !cache.admit(header.sequence) {
+            None => {
+                if self.token_caches.len() >= self.config.stream_cache_tokens * 16 {
+                    // Forget the stream heard from longest ago. Clearing every cache instead
+                    // made all live streams forget which frames they had delivered whenever one
+                    // new stream appeared, so a late or duplicated copy of any of them was
+                    // delivered again.
+                    let oldest = self
+                        .token_caches
+                        .iter()
+                        .min_by_key(|(_, (_, touched))| *touched)
+                        .map(|(&k, _)| k);
+                    if let Some(oldest) = oldest {
+                        self.token_caches.remove(&oldest);
+                        self.stats.stream_caches_evicted += 1;
+                    }
+                }
+                let mut cache = TokenCache::default();
+                let admitted = cache.admit(header.sequence);
+                self.token_caches.insert(key, (cache, stamp));
+                admitted
+            }
+        };
+        if !admitted {
             self.stats.stream_duplicates += 1;
             return;
         }
-        let capacity = self.config.stream_queue_capacity;
-        let cycle = self.cycle;
-        let Some(state) = self.ports.get_mut(&port).filter(|s| s.subscribed) else {
+        if !self.ports.get(&port).is_some_and(|s| s.subscribed) {
             return;
-        };
-        if state.streams.len() >= capacity {
-            // A slow receiver loses its oldest frames; it never blocks anyone.
-            state.streams.pop_front();
-            self.stats.stream_overrun += 1;
         }
-        state.streams.push_back(Inbound {
+        let frames_max = self.config.stream_queue_capacity;
+        let bytes_max = self.config.stream_queue_bytes;
+        let inbound = Inbound {
             header: *header,
-            payload: payload.to_vec(),
+            payload: self.stream_pool.copy_of(payload),
             received_at: self.now,
             ack: None,
-            expires_cycle: cycle + u64::from(header.lifetime),
-        });
+            expires_cycle: self.cycle + u64::from(header.lifetime),
+        };
+        let Some(state) = self.ports.get_mut(&port) else {
+            return;
+        };
+        // A slow receiver loses its oldest frames; it never blocks anyone.
+        let pool = &mut self.stream_pool;
+        let pool_max = self.config.stream_queue_bytes;
+        let dropped = state.streams.push_back(
+            inbound,
+            frame_charge(payload.len()),
+            frames_max,
+            bytes_max,
+            |old: Inbound| pool.give(old.payload, pool_max),
+        );
+        self.stats.stream_overrun += dropped as u64;
     }
 
     fn transmit_streams(&mut self, budget: usize) -> usize {
@@ -3276,8 +3391,12 @@ impl Bus {
             let Some(copy) = self.stream_out.pop_front() else {
                 break;
             };
-            if copy.expires_cycle <= cycle {
+            // A copy that would leave with lifetime 1 can be delivered nowhere (a receiver
+            // needs 2, a relay forwards only from 2): it expires here instead of costing the
+            // link and the receiver (`Stream-v1.md` §3 rule 1).
+            if copy.expires_cycle <= cycle + 1 {
                 self.stats.stream_expired += 1;
+                self.recycle_stream_payload(copy.payload);
                 continue;
             }
             let mut header = copy.header;
@@ -3286,6 +3405,7 @@ impl Bus {
             if self.encode_to(copy.link, &header, &copy.payload) {
                 self.stats.stream_sent += 1;
             }
+            self.recycle_stream_payload(copy.payload);
             sent += 1;
         }
         sent

@@ -69,8 +69,19 @@ pub struct BusConfig {
     /// Bounds the streams a receiver keeps a token cache for: at most 16 × this many, after
     /// which every cache is cleared. Tokens per stream are [`super::streams::TOKENS`].
     pub stream_cache_tokens: usize,
-    /// Stream frames queued per subscribed port; the oldest is dropped when full.
+    /// Stream frames queued per subscribed port at most (default 65,536); the oldest are
+    /// dropped when full (`stream_overrun`). The outbound stream queue holds at most 64 × this
+    /// many copies. In practice [`BusConfig::stream_queue_bytes`] bounds small frames first.
     pub stream_queue_capacity: usize,
+    /// Bytes of stream frames queued per subscribed port at most (default 4 MiB): each frame is
+    /// charged its payload plus [`super::streams::FRAME_OVERHEAD`]; the oldest frames are
+    /// dropped to make room (`stream_overrun`). Large enough for what a link brings between
+    /// two cycles at full speed; memory per subscribed port is bounded by it.
+    pub stream_queue_bytes: usize,
+    /// Bytes of outbound stream copies waiting for the commit phase at most (default 16 MiB),
+    /// charged as in [`BusConfig::stream_queue_bytes`]; the oldest copies are dropped
+    /// (`stream_overrun`) when an application publishes faster than the transmit budget.
+    pub stream_out_bytes: usize,
 
     /// Bulk segment payload size in bytes.
     pub segment_len: u32,
@@ -146,7 +157,9 @@ impl BusConfig {
             hop_limit: 16,
             stream_lifetime: 4,
             stream_cache_tokens: 256,
-            stream_queue_capacity: 64,
+            stream_queue_capacity: 65_536,
+            stream_queue_bytes: 4 << 20,
+            stream_out_bytes: 16 << 20,
             segment_len: 64 * 1024,
             bulk_window: 32,
             transfers_max: 64,

@@ -39,6 +39,8 @@ pub struct Topology {
     neighbours: BTreeSet<u32>,
     routes: BTreeMap<u32, Route>,
     dirty: bool,
+    /// Bumped whenever a station, an advert's content or a route may have changed.
+    version: u64,
 }
 
 /// Whether an arriving advert was news.
@@ -62,20 +64,21 @@ impl Topology {
             neighbours: BTreeSet::new(),
             routes: BTreeMap::new(),
             dirty: false,
+            version: 0,
         }
     }
 
     /// Records a live neighbour.
     pub fn neighbour_up(&mut self, station: u32) -> bool {
         let added = self.neighbours.insert(station);
-        self.dirty |= added;
+        self.mark(added);
         added
     }
 
     /// Records that a neighbour went silent or its link closed.
     pub fn neighbour_down(&mut self, station: u32) -> bool {
         let removed = self.neighbours.remove(&station);
-        self.dirty |= removed;
+        self.mark(removed);
         removed
     }
 
@@ -101,7 +104,7 @@ impl Topology {
                     || info.advert.groups != advert.groups;
                 info.advert = advert;
                 info.refreshed_at = now;
-                self.dirty |= changed;
+                self.mark(changed);
                 AdvertOutcome::Accepted
             }
             None => {
@@ -115,7 +118,7 @@ impl Topology {
                         refreshed_at: now,
                     },
                 );
-                self.dirty = true;
+                self.mark(true);
                 AdvertOutcome::Accepted
             }
         }
@@ -132,13 +135,29 @@ impl Topology {
         for id in &expired {
             self.stations.remove(id);
         }
-        self.dirty |= !expired.is_empty();
+        self.mark(!expired.is_empty());
         expired
     }
 
     /// Forgets one station at once (it restarted with a new incarnation and said so).
     pub fn forget(&mut self, station: u32) {
-        self.dirty |= self.stations.remove(&station).is_some();
+        let removed = self.stations.remove(&station).is_some();
+        self.mark(removed);
+    }
+
+    /// Notes a change of stations, adverts or neighbours: routes must be recomputed.
+    fn mark(&mut self, changed: bool) {
+        if changed {
+            self.dirty = true;
+            self.version += 1;
+        }
+    }
+
+    /// Changes whenever what [`Topology::listeners_of`], [`Topology::servers_of`] and
+    /// [`Topology::route`] answer may have changed (a new station or advert content, a
+    /// station forgotten, routes recomputed); callers cache their answers under it.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Recomputes routes if anything changed. Returns whether routes were recomputed.
@@ -147,6 +166,7 @@ impl Topology {
             return false;
         }
         self.dirty = false;
+        self.version += 1;
         self.routes.clear();
         // Breadth-first from this station. An edge A→B counts when A lists B (for this
         // station: a live link), and B is known or is a direct neighbour.

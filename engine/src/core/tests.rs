@@ -237,6 +237,85 @@ fn stream_reaches_subscribers_and_is_never_acked() {
     assert_eq!(net.buses[1].stats().acks_sent, 0);
 }
 
+#[test]
+fn a_read_burst_of_small_stream_frames_is_delivered_whole() {
+    // Regression: the stream queue of a port held 64 frames, while one TCP read brings
+    // hundreds; every burst lost all but 64 (`stream_overrun`). Method: 2,000 frames of 64 B
+    // reach the subscriber between two of its cycles; with the default bounds all are
+    // delivered, in order, none dropped.
+    let mut net = Net::new(2);
+    net.wire(0, 1);
+    let log: Log = Arc::default();
+    net.buses[1].serve(3000, recorder(&log)).unwrap();
+    net.buses[1].subscribe(3000);
+    assert!(net.run_until(200, |n| n.buses[0].topology().listeners_of(3000).len() == 1));
+    for k in 0..2000u32 {
+        let mut payload = vec![0u8; 64];
+        payload[..4].copy_from_slice(&k.to_le_bytes());
+        assert_eq!(net.buses[0].stream_send(net.now, 3000, 1, &payload), 1);
+    }
+    assert!(net.run_until(5, |_| log.lock().unwrap().len() == 2000));
+    let got: Vec<u32> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, p)| u32::from_le_bytes(p[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+    let stats = net.buses[1].stats();
+    assert_eq!((stats.stream_overrun, stats.stream_expired), (0, 0));
+}
+
+#[test]
+fn a_subscriber_s_stream_queue_is_bounded_in_bytes_and_drops_the_oldest_counted() {
+    // Goal: the byte bound of a port's stream queue holds, the oldest frames go first and each
+    // is counted. Method: a subscriber with room for 10 frames of 1,000 B gets 50 between two
+    // of its cycles.
+    let mut net = Net::new(2);
+    let mut config = BusConfig::new(2);
+    config.stream_queue_bytes = 10 * streams::frame_charge(1000);
+    net.buses[1] = Bus::new(config).unwrap();
+    net.wire(0, 1);
+    let log: Log = Arc::default();
+    net.buses[1].serve(3000, recorder(&log)).unwrap();
+    net.buses[1].subscribe(3000);
+    assert!(net.run_until(200, |n| n.buses[0].topology().listeners_of(3000).len() == 1));
+    for k in 0..50u8 {
+        net.buses[0].stream_send(net.now, 3000, 1, &[k; 1000]);
+    }
+    net.step(); // Transmitted; all 50 arrive before the subscriber's next cycle.
+    assert_eq!(net.buses[1].stats().stream_overrun, 40);
+    assert_eq!(net.buses[1].gauges().stream_queue_max, 10);
+    net.step();
+    let got: Vec<u8> = log.lock().unwrap().iter().map(|(_, _, p)| p[0]).collect();
+    assert_eq!(got, (40..50).collect::<Vec<_>>(), "the newest ten");
+}
+
+#[test]
+fn a_publisher_faster_than_its_budget_loses_its_oldest_copies_counted() {
+    // Goal: the outbound stream queue is bounded in bytes; an application publishing faster
+    // than the commit phase transmits loses its oldest frames, counted, and the newest go out.
+    let mut net = Net::new(2);
+    let mut config = BusConfig::new(1);
+    config.stream_out_bytes = 100 * streams::frame_charge(100);
+    net.buses[0] = Bus::new(config).unwrap();
+    net.wire(0, 1);
+    let log: Log = Arc::default();
+    net.buses[1].serve(3000, recorder(&log)).unwrap();
+    net.buses[1].subscribe(3000);
+    assert!(net.run_until(200, |n| n.buses[0].topology().listeners_of(3000).len() == 1));
+    for k in 0..1000u32 {
+        let mut payload = vec![0u8; 100];
+        payload[..4].copy_from_slice(&k.to_le_bytes());
+        net.buses[0].stream_send(net.now, 3000, 1, &payload);
+    }
+    assert_eq!(net.buses[0].gauges().stream_out, 100);
+    assert_eq!(net.buses[0].stats().stream_overrun, 900);
+    assert!(net.run_until(5, |_| log.lock().unwrap().len() == 100));
+    let first = u32::from_le_bytes(log.lock().unwrap()[0].2[..4].try_into().unwrap());
+    assert_eq!(first, 900, "the oldest copies were dropped");
+}
+
 /// A handler that keeps every bulk object it is told about.
 struct BulkSink(Arc<Mutex<Vec<BulkReceived>>>);
 

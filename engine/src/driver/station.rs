@@ -809,9 +809,14 @@ impl Station {
     }
 
     /// Sends one frame of stream `stream` on `port` to every listener (no ACK, no resend).
-    /// Never blocks: when the shard's command queue is full (the application produces
-    /// frames faster than the shard takes them) this answers [`StationError::Busy`]; drop
-    /// the frame or retry.
+    /// Never blocks: when the shard's command queue is full this answers
+    /// [`StationError::Busy`]; drop the frame or retry. The queue fills when the application
+    /// produces frames faster than the shard takes them, and the shard stops taking them while
+    /// the stream copies already queued fill the next cycle's transmit budget, so a publisher
+    /// that retries on `Busy` is paced by what the station transmits. A link slower than that
+    /// (a slow subscriber) loses frames, counted in `link_queue_drops`, without slowing the
+    /// others; a subscriber's own queue is bounded by `stream_queue_bytes` (oldest dropped,
+    /// `stream_overrun`).
     pub fn stream(
         &self,
         port: u16,
@@ -1011,6 +1016,9 @@ enum LinkIo {
         token: Token,
         decoder: StreamDecoder,
         addr: Option<SocketAddr>,
+        /// Length-prefixed frames of this cycle not yet handed to the reactor: packed into
+        /// writes of up to [`TCP_BATCH_BYTES`] (see [`Shard::transmit`]).
+        batch: Vec<u8>,
     },
     Udp {
         peer: SocketAddr,
@@ -1120,6 +1128,8 @@ struct Shard {
     listener_watches: Vec<Watched>,
     /// Sockets the reactor must close after the events of this poll.
     to_close: Vec<Token>,
+    /// TCP links with a partly filled write batch during [`Shard::transmit`].
+    batched: Vec<LinkId>,
     /// Raised while the shard may block in the reactor (see [`Station::command`]).
     parked: Arc<AtomicBool>,
     /// Posted messages counted until the bus takes them (shared with [`ShardHandle`]).
@@ -1146,6 +1156,10 @@ const COMMANDS_PER_CYCLE: usize = 4096;
 /// Commands (sends, stream frames, queries) a shard's queue holds. `Station::stream` and
 /// `Station::post` answer [`StationError::Busy`] when it is full; the other calls wait.
 pub const COMMAND_QUEUE_CAPACITY: usize = 8192;
+
+/// Frames for a TCP link are packed, length-prefixed, into write buffers of up to this many
+/// bytes (one buffer per frame capped a `sendmsg` of 64 iovecs at 64 small frames).
+const TCP_BATCH_BYTES: usize = 64 << 10;
 
 /// Bytes a TCP link may have queued in the reactor, not yet taken by the kernel, before the
 /// shard drops frames for it (`link_queue_drops`): a slow reader costs bounded memory.
@@ -1210,6 +1224,7 @@ impl Shard {
             external: Vec::new(),
             listener_watches: Vec::new(),
             to_close: Vec::new(),
+            batched: Vec::new(),
             parked: Arc::new(AtomicBool::new(false)),
             posted: Arc::new(AtomicUsize::new(0)),
             posted_backlog: VecDeque::new(),
@@ -1526,6 +1541,12 @@ impl Shard {
         }
         let mut now = None;
         for taken in 0..COMMANDS_PER_CYCLE {
+            if self.bus.stream_out_full() {
+                // Stream frames already fill the next cycle's transmit budget: leave the rest
+                // queued (a publisher then gets `Busy` and is paced by the links) rather than
+                // take frames that would wait, expire or push out older ones.
+                return taken;
+            }
             match inbox.try_recv() {
                 Ok(command) => {
                     let now = *now.get_or_insert_with(|| self.clock.now());
@@ -1600,7 +1621,7 @@ impl Shard {
                 self.take_posted(now);
             }
             Command::Stream(port, stream, payload) => {
-                self.bus.stream_send(now, port, stream, &payload);
+                self.bus.stream_send_owned(now, port, stream, payload);
             }
             Command::Bulk {
                 destination,
@@ -1728,6 +1749,7 @@ impl Shard {
                 token,
                 decoder,
                 addr,
+                batch: Vec::new(),
             },
         );
         self.by_token.insert(token, link);
@@ -1813,10 +1835,14 @@ impl Shard {
     }
 
     fn transmit(&mut self, reactor: &mut dyn Reactor) {
+        let mut batched = std::mem::take(&mut self.batched);
         while let Some(t) = self.bus.poll_transmit() {
-            match self.links.get(&t.link) {
-                Some(&LinkIo::Tcp { token, .. }) => {
-                    if reactor.queued_bytes(token) >= TCP_QUEUED_BYTES_MAX {
+            match self.links.get_mut(&t.link) {
+                Some(LinkIo::Tcp { token, batch, .. }) => {
+                    let token = *token;
+                    let framed_len = PREFIX_LEN + t.frame.len();
+                    if reactor.queued_bytes(token) + batch.len() + framed_len > TCP_QUEUED_BYTES_MAX
+                    {
                         // The peer reads slower than we send: drop rather than queue without
                         // bound (a stream frame is lost, as a late one may be; the reliable
                         // lanes resend), and count it as a full link queue.
@@ -1824,12 +1850,23 @@ impl Shard {
                         self.bus.recycle(t.frame);
                         continue;
                     }
-                    let mut framed = self.take_spare();
-                    framed.clear();
-                    framed.reserve(PREFIX_LEN + t.frame.len());
-                    framed.extend_from_slice(&(t.frame.len() as u32).to_le_bytes());
-                    framed.extend_from_slice(&t.frame);
-                    let _ = reactor.send_stream(token, framed);
+                    if !batch.is_empty() && batch.len() + framed_len > TCP_BATCH_BYTES {
+                        let _ = reactor.send_stream(token, std::mem::take(batch));
+                    }
+                    if batch.is_empty() {
+                        batched.push(t.link);
+                    }
+                    let mut buffer = std::mem::take(batch);
+                    if buffer.capacity() == 0 {
+                        buffer = self.take_spare();
+                        buffer.clear();
+                        buffer.reserve(framed_len);
+                    }
+                    buffer.extend_from_slice(&(t.frame.len() as u32).to_le_bytes());
+                    buffer.extend_from_slice(&t.frame);
+                    if let Some(LinkIo::Tcp { batch, .. }) = self.links.get_mut(&t.link) {
+                        *batch = buffer;
+                    }
                     self.bus.recycle(t.frame);
                 }
                 Some(LinkIo::Udp { peer }) => {
@@ -1859,6 +1896,15 @@ impl Shard {
                 None => self.bus.recycle(t.frame),
             }
         }
+        // One write per link for what this cycle sent it (or per TCP_BATCH_BYTES).
+        for link in batched.drain(..) {
+            if let Some(LinkIo::Tcp { token, batch, .. }) = self.links.get_mut(&link) {
+                if !batch.is_empty() {
+                    let _ = reactor.send_stream(*token, std::mem::take(batch));
+                }
+            }
+        }
+        self.batched = batched;
         let mut i = 0;
         while i < self.external.len() {
             let id = self.external[i].id;
