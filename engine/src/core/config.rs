@@ -12,7 +12,9 @@ pub struct BusConfig {
     /// Increases on every start without restored state; the top 32 bits of request ids, so ids
     /// never repeat across restarts. The runtime persists or derives it; the simulator counts.
     pub incarnation: u32,
-    /// Seed of the bus's PRNG (jitter, load spreading).
+    /// Seed of the bus's PRNG (jitter, load spreading) and of its hash maps' keys. Defaults
+    /// to the station id; a `Station` left at that default reseeds from the OS, a simulator
+    /// sets it to replay a run.
     pub seed: u64,
 
     /// Messages delivered to handlers per cycle at most.

@@ -378,6 +378,12 @@ impl StationBuilder {
         // One bus per shard. Shard 0 has the station's id and every network link; shard k has
         // id `station | k << 24` and answers to the station's id as an alias. Ports are sharded
         // by the pure function `shard_of`.
+        if config.seed == u64::from(config.station_id) {
+            // Left at its default: seed the bus (resend jitter, its hash maps' keys) from the
+            // OS, so that a peer cannot predict it and flood one hash bucket. A seed set
+            // through `configure` is kept, for reproducible runs.
+            config.seed ^= os_random();
+        }
         let shard_count = cores.max(1) as u32;
         let payload_len_max = config.payload_len_max;
         let mut buses = Vec::with_capacity(shard_count as usize);
@@ -2209,6 +2215,21 @@ impl Shard {
 }
 
 /// CRC32C of a whole file, read in 1 MiB pieces.
+/// 64 random bits from the OS (`getrandom`); falls back to the clock and the process id if
+/// the call fails, which only weakens the hash seeding.
+fn os_random() -> u64 {
+    let mut value = 0u64;
+    // SAFETY: getrandom writes at most 8 bytes into the valid u64 it is given.
+    let n = unsafe { libc::getrandom((&mut value as *mut u64).cast(), 8, 0) };
+    if n == 8 {
+        return value;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    now.rotate_left(17) ^ u64::from(std::process::id())
+}
+
 /// A new file in `dir` with no name: deleted by the kernel when its last descriptor closes,
 /// also after a crash (`O_TMPFILE`; where the file system lacks it, a file created and
 /// unlinked at once).
