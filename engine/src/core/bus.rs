@@ -64,7 +64,6 @@ struct Scratch {
     per_service: HashMap<u16, usize>,
     stopped: HashSet<u16>,
     order: Vec<u16>,
-    rest: Vec<u16>,
     per_port: HashMap<u16, usize>,
     links: Vec<LinkId>,
     emitted: Vec<Outgoing>,
@@ -357,6 +356,25 @@ struct PortState {
     bulk_done: VecDeque<BulkReceived>,
     subscribed: bool,
     grouped: bool,
+    /// Listed in `Bus::ready_ports`.
+    listed: bool,
+}
+
+impl PortState {
+    /// Whether something waits for delivery: a completed bulk object, a stream frame or a
+    /// message.
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || !self.streams.is_empty() || !self.bulk_done.is_empty()
+    }
+}
+
+/// Lists `port` in `ready` (the ports with something to deliver, `Bus::ready_ports`) unless
+/// it is listed already. Called wherever something is queued for a port.
+fn list_ready(ready: &mut BTreeSet<u16>, port: u16, state: &mut PortState) {
+    if !state.listed {
+        state.listed = true;
+        ready.insert(port);
+    }
 }
 
 #[derive(Debug)]
@@ -431,6 +449,8 @@ struct Link {
     alive: bool,
     /// Largest frame the link carries in one piece (a UDP link: the path MTU's datagram).
     frame_len_max: usize,
+    /// The key this link is filed under in `Bus::link_deadlines`.
+    filed_at: Instant,
 }
 
 #[derive(Debug)]
@@ -463,6 +483,11 @@ pub struct Bus {
     decode: DecodeOptions,
 
     links: BTreeMap<LinkId, Link>,
+    /// Every link, filed under a time no later than its next heartbeat or dead-man deadline
+    /// (`link_due_at`). Sending or hearing only moves a link's deadlines later, so an entry
+    /// may be early, never late: `run_timers` looks at the links whose entry is due, and
+    /// files them again under their real deadline. An idle cycle looks at no link.
+    link_deadlines: BTreeSet<(Instant, LinkId)>,
     next_link: LinkId,
     neighbour_links: BTreeMap<u32, LinkId>,
     topology: Topology,
@@ -471,6 +496,13 @@ pub struct Bus {
     next_advert_at: Instant,
 
     ports: BTreeMap<u16, PortState>,
+    /// The ports that have something to deliver (`PortState::has_work`). Ports join when
+    /// something is queued for them and leave in the deliver phase once empty, so between
+    /// cycles the set is exact. The deliver phase, the backlog check and `has_work` walk this
+    /// set, never every port (`spec/model/Cycle-v1.md` §5, C1).
+    ready_ports: BTreeSet<u16>,
+    /// Port and link entries looked at by the per-cycle scans (see [`Bus::scan_visits`]).
+    scan_visits: u64,
     tees: Vec<(u16, Box<dyn Tee>)>,
     deliver_cursor: u16,
 
@@ -551,12 +583,15 @@ impl Bus {
             now: Instant::ZERO,
             cycle: 0,
             links: BTreeMap::new(),
+            link_deadlines: BTreeSet::new(),
             next_link: 0,
             neighbour_links: BTreeMap::new(),
             advert_seq: 0,
             advert_due: true,
             next_advert_at: Instant::ZERO,
             ports: BTreeMap::new(),
+            ready_ports: BTreeSet::new(),
+            scan_visits: 0,
             tees: Vec::new(),
             deliver_cursor: 0,
             request_counter: 0,
@@ -638,6 +673,15 @@ impl Bus {
     /// The cycle count.
     pub fn cycles(&self) -> u64 {
         self.cycle
+    }
+
+    /// How many port and link entries the per-cycle scans have looked at since the bus
+    /// started: ports with something to deliver (the delivery order, stream expiry, the
+    /// rounds' waiting count, the backlog check) and links whose heartbeat or dead-man
+    /// deadline had come. A cost indicator for tests and benchmarks: a cycle with nothing
+    /// waiting and no deadline due adds nothing, however many ports and links the bus has.
+    pub fn scan_visits(&self) -> u64 {
+        self.scan_visits
     }
 
     /// Serves `port` with `service`. Ports 0–10 and the client port are reserved.
@@ -811,10 +855,34 @@ impl Bus {
                 queued: 0,
                 alive: false,
                 frame_len_max: usize::MAX,
+                filed_at: Instant::NEVER,
             },
         );
         self.queue_heartbeat(id);
+        self.file_link(id);
         id
+    }
+
+    /// When `link` next needs the timers' attention: its heartbeat is due, or (alive) it has
+    /// been silent for longer than `dead_after` (the first instant `run_timers` declares it
+    /// dead).
+    fn link_due_at(&self, link: &Link) -> Instant {
+        let mut at = link.last_sent + self.config.heartbeat_interval;
+        if link.alive {
+            at = at.min(link.last_heard + self.config.dead_after + Duration::from_nanos(1));
+        }
+        at
+    }
+
+    /// Files `link` in `link_deadlines` under its current deadline.
+    fn file_link(&mut self, id: LinkId) {
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        let at = self.link_due_at(link);
+        let filed_at = std::mem::replace(&mut self.links.get_mut(&id).expect("got").filed_at, at);
+        self.link_deadlines.remove(&(filed_at, id));
+        self.link_deadlines.insert((at, id));
     }
 
     /// Sets the largest frame `link` carries in one piece (for a UDP link, the largest
@@ -831,6 +899,7 @@ impl Bus {
     /// Removes a link (closed or failed); its neighbour is down at once.
     pub fn remove_link(&mut self, link: LinkId) {
         if let Some(state) = self.links.remove(&link) {
+            self.link_deadlines.remove(&(state.filed_at, link));
             if let Some(peer) = state.peer {
                 self.peer_down(peer, link);
             }
@@ -1034,7 +1103,10 @@ impl Bus {
             return Some(self.now);
         }
         let mut next = self.next_advert_at;
-        next = next.min(self.heartbeat_deadline());
+        // The earliest link entry may be early (see `link_deadlines`): waking early is safe.
+        if let Some(&(at, _)) = self.link_deadlines.first() {
+            next = next.min(at);
+        }
         if let Some(Reverse((at, ..))) = self.timers.peek() {
             next = next.min(*at);
         }
@@ -1054,10 +1126,7 @@ impl Bus {
             || !self.forward_out.is_empty()
             || !self.stream_out.is_empty()
             || !self.acks_due.is_empty()
-            || self
-                .ports
-                .values()
-                .any(|p| !p.queue.is_empty() || !p.streams.is_empty() || !p.bulk_done.is_empty())
+            || !self.ready_ports.is_empty()
             || self
                 .channels
                 .values()
@@ -1069,17 +1138,6 @@ impl Bus {
                         .values()
                         .any(|f| f.data.is_some() && f.sent_at.is_none())
             })
-    }
-
-    fn heartbeat_deadline(&self) -> Instant {
-        let mut next = Instant::NEVER;
-        for link in self.links.values() {
-            next = next.min(link.last_sent + self.config.heartbeat_interval);
-            if link.alive {
-                next = next.min(link.last_heard + self.config.dead_after);
-            }
-        }
-        next
     }
 
     /// Queues a control frame; past the bound (four link queues' worth) the frame is dropped
@@ -1669,13 +1727,24 @@ impl Bus {
     fn run_timers(&mut self) -> usize {
         let now = self.now;
         let mut work = 0;
-        // Dead-man detection and heartbeats.
+        // Dead-man detection and heartbeats, for the links whose entry is due, in link id
+        // order.
         let mut link_ids = std::mem::take(&mut self.scratch.links);
         link_ids.clear();
-        link_ids.extend(self.links.keys().copied());
+        while let Some(&(at, id)) = self.link_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.link_deadlines.pop_first();
+            link_ids.push(id);
+        }
+        link_ids.sort_unstable();
+        self.scan_visits += link_ids.len() as u64;
         for &id in &link_ids {
             let (dead, heartbeat) = {
-                let link = &self.links[&id];
+                let Some(link) = self.links.get(&id) else {
+                    continue;
+                };
                 (
                     link.alive && now.saturating_since(link.last_heard) > self.config.dead_after,
                     now.saturating_since(link.last_sent) >= self.config.heartbeat_interval,
@@ -1693,6 +1762,7 @@ impl Bus {
                 self.queue_heartbeat(id);
                 work += 1;
             }
+            self.file_link(id);
         }
         self.scratch.links = link_ids;
         // Discovery.
@@ -1879,6 +1949,7 @@ impl Bus {
                     ack: None,
                     expires_cycle: 0,
                 });
+                list_ready(&mut self.ready_ports, registry::DEAD_LETTER, state);
             }
         }
         self.admit_backlog(destination);
@@ -1893,26 +1964,24 @@ impl Bus {
     /// Reporter (2), Logger (1); the Orchestrator (0) always last. `spec/model/Cycle-v1.md`.
     /// The ports with something to deliver, in this cycle's order: application ports
     /// round-robin from the cursor, then middleware and system ports, highest first. Filled
-    /// into `order` (cleared first).
+    /// into `order` (cleared first). Walks only the ready set (`ready_ports`), in key order:
+    /// O(ports with something waiting), not O(ports served).
     fn delivery_order(&mut self, order: &mut Vec<u16>) {
         order.clear();
-        let mut rest = std::mem::take(&mut self.scratch.rest);
-        rest.clear();
-        for (&port, state) in &self.ports {
-            if state.queue.is_empty() && state.streams.is_empty() && state.bulk_done.is_empty() {
-                continue;
-            }
-            if port > registry::MIDDLEWARE_LAST {
-                order.push(port);
-            } else {
-                rest.push(port);
-            }
-        }
-        let split = order.partition_point(|&p| p < self.deliver_cursor);
-        order.rotate_left(split);
-        rest.sort_unstable_by(|a, b| b.cmp(a));
-        order.extend_from_slice(&rest);
-        self.scratch.rest = rest;
+        let first_app = registry::MIDDLEWARE_LAST + 1;
+        let cursor = self.deliver_cursor.max(first_app);
+        order.extend(self.ready_ports.range(cursor..));
+        order.extend(self.ready_ports.range(first_app..cursor));
+        order.extend(self.ready_ports.range(..first_app).rev());
+        self.scan_visits += order.len() as u64;
+        // The set is exact between cycles (see `ready_ports`); a port listed without work would
+        // take the rotation's first place from a port that has some.
+        debug_assert!(
+            order
+                .iter()
+                .all(|p| self.ports.get(p).is_some_and(PortState::has_work)),
+            "a ready port with nothing to deliver"
+        );
     }
 
     fn deliver_phase(&mut self) -> (usize, bool) {
@@ -1927,13 +1996,16 @@ impl Bus {
         if let Some(&first) = order.first() {
             self.deliver_cursor = first.wrapping_add(1);
         }
-        // Expire stream frames whose lifetime ended while they waited.
+        // Expire stream frames whose lifetime ended while they waited (only ready ports
+        // hold any).
         let cycle = self.cycle;
         let mut expired = 0;
-        for state in self.ports.values_mut() {
-            let before = state.streams.len();
-            state.streams.retain(|f| f.expires_cycle > cycle);
-            expired += before - state.streams.len();
+        for port in &order {
+            if let Some(state) = self.ports.get_mut(port) {
+                let before = state.streams.len();
+                state.streams.retain(|f| f.expires_cycle > cycle);
+                expired += before - state.streams.len();
+            }
         }
         self.stats.stream_expired += expired as u64;
 
@@ -1945,12 +2017,9 @@ impl Bus {
             progress = false;
             let waiting = order
                 .iter()
-                .filter(|p| {
-                    self.ports.get(p).is_some_and(|s| {
-                        !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty()
-                    })
-                })
+                .filter(|p| self.ports.get(p).is_some_and(PortState::has_work))
                 .count();
+            self.scan_visits += order.len() as u64;
             for &port in &order {
                 let used = per_port.get(&port).copied().unwrap_or(0);
                 if waiting > 1 && used >= share_cap {
@@ -1970,12 +2039,21 @@ impl Bus {
                 }
             }
         }
+        // Ports emptied leave the ready set; what is left is the backlog. Nothing is queued
+        // for a port during the deliver phase (handlers' output waits for the commit phase),
+        // so the ready set is exactly `order`.
+        self.scan_visits += order.len() as u64;
+        for &port in &order {
+            if let Some(state) = self.ports.get_mut(&port) {
+                if !state.has_work() {
+                    state.listed = false;
+                    self.ready_ports.remove(&port);
+                }
+            }
+        }
+        let backlog = !self.ready_ports.is_empty();
         self.scratch.order = order;
         self.scratch.per_port = per_port;
-        let backlog = self
-            .ports
-            .values()
-            .any(|s| !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty());
         (delivered, backlog)
     }
 
@@ -2581,6 +2659,8 @@ impl Bus {
         self.advert_due = true;
         // Answer at once so the neighbour learns us without waiting a heartbeat interval.
         self.queue_heartbeat(link);
+        // Alive now: its dead-man deadline counts (it may come before the heartbeat's).
+        self.file_link(link);
     }
 
     fn originate_advert(&mut self) {
@@ -2921,6 +3001,7 @@ impl Bus {
             ack: ack_required.then_some((sender, epoch, seq, as_id)),
             expires_cycle: 0,
         });
+        list_ready(&mut self.ready_ports, port, state);
         if ack_required {
             if let Some(window) = self.window_for(sender, as_id, epoch, seq) {
                 window.accept(seq);
@@ -3105,6 +3186,7 @@ impl Bus {
             ack: None,
             expires_cycle: cycle + u64::from(header.lifetime),
         });
+        list_ready(&mut self.ready_ports, port, state);
     }
 
     fn transmit_streams(&mut self, budget: usize) -> usize {
@@ -3802,11 +3884,9 @@ impl Bus {
                     spool_key: t.key.clone(),
                 };
                 let port = t.port;
-                self.ports
-                    .entry(port)
-                    .or_default()
-                    .bulk_done
-                    .push_back(done);
+                let state = self.ports.entry(port).or_default();
+                state.bulk_done.push_back(done);
+                list_ready(&mut self.ready_ports, port, state);
             }
             IoOutcome::Failed(failure) => self.fail_inbound(key, failure),
             _ => self.fail_inbound(key, IoFailure::Io),

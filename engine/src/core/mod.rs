@@ -27,4 +27,6 @@ pub use service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, 
 pub use time::{Duration, Instant};
 
 #[cfg(test)]
+mod scale_tests;
+#[cfg(test)]
 mod tests;
