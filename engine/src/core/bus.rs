@@ -30,6 +30,7 @@ use super::control::{
 };
 use super::dedup::{ReceiveWindow, Verdict};
 use super::orchestrator::{Pace, Pacer, StreamPlan};
+use super::port_table::{PortSet, PortTable};
 use super::registry::{self, PortClass};
 use super::rng::Rng;
 use super::routing::{AdvertOutcome, Topology};
@@ -370,7 +371,7 @@ impl PortState {
 
 /// Lists `port` in `ready` (the ports with something to deliver, `Bus::ready_ports`) unless
 /// it is listed already. Called wherever something is queued for a port.
-fn list_ready(ready: &mut BTreeSet<u16>, port: u16, state: &mut PortState) {
+fn list_ready(ready: &mut PortSet, port: u16, state: &mut PortState) {
     if !state.listed {
         state.listed = true;
         ready.insert(port);
@@ -495,12 +496,12 @@ pub struct Bus {
     advert_due: bool,
     next_advert_at: Instant,
 
-    ports: BTreeMap<u16, PortState>,
+    ports: PortTable<PortState>,
     /// The ports that have something to deliver (`PortState::has_work`). Ports join when
     /// something is queued for them and leave in the deliver phase once empty, so between
     /// cycles the set is exact. The deliver phase, the backlog check and `has_work` walk this
     /// set, never every port (`spec/model/Cycle-v1.md` §5, C1).
-    ready_ports: BTreeSet<u16>,
+    ready_ports: PortSet,
     /// Port and link entries looked at by the per-cycle scans (see [`Bus::scan_visits`]).
     scan_visits: u64,
     tees: Vec<(u16, Box<dyn Tee>)>,
@@ -589,8 +590,8 @@ impl Bus {
             advert_seq: 0,
             advert_due: true,
             next_advert_at: Instant::ZERO,
-            ports: BTreeMap::new(),
-            ready_ports: BTreeSet::new(),
+            ports: PortTable::new(),
+            ready_ports: PortSet::new(),
             scan_visits: 0,
             tees: Vec::new(),
             deliver_cursor: 0,
@@ -1970,9 +1971,11 @@ impl Bus {
         order.clear();
         let first_app = registry::MIDDLEWARE_LAST + 1;
         let cursor = self.deliver_cursor.max(first_app);
-        order.extend(self.ready_ports.range(cursor..));
-        order.extend(self.ready_ports.range(first_app..cursor));
-        order.extend(self.ready_ports.range(..first_app).rev());
+        let ready = &self.ready_ports;
+        ready.extend_ascending(cursor, 65_536, order);
+        ready.extend_ascending(first_app, u32::from(cursor), order);
+        ready.extend_descending_below(first_app, order);
+        debug_assert_eq!(order.len(), ready.len());
         self.scan_visits += order.len() as u64;
         // The set is exact between cycles (see `ready_ports`); a port listed without work would
         // take the rotation's first place from a port that has some.
@@ -2047,7 +2050,7 @@ impl Bus {
             if let Some(state) = self.ports.get_mut(&port) {
                 if !state.has_work() {
                     state.listed = false;
-                    self.ready_ports.remove(&port);
+                    self.ready_ports.remove(port);
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod dedup;
 pub mod orchestrator;
+mod port_table;
 pub mod registry;
 pub mod rng;
 pub mod routing;
