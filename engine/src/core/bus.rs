@@ -65,7 +65,8 @@ struct Scratch {
     per_service: HashMap<u16, usize>,
     stopped: HashSet<u16>,
     order: Vec<u16>,
-    per_port: HashMap<u16, usize>,
+    /// Deliveries per port of `order`, by position.
+    per_port: Vec<usize>,
     links: Vec<LinkId>,
     emitted: Vec<Outgoing>,
     acks: Vec<((u32, u32, u32), Vec<u32>)>,
@@ -1992,10 +1993,11 @@ impl Bus {
         let quantum = self.config.consecutive_per_recipient_max as usize;
         let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
         let mut delivered = 0usize;
-        let mut per_port = std::mem::take(&mut self.scratch.per_port);
-        per_port.clear();
         let mut order = std::mem::take(&mut self.scratch.order);
         self.delivery_order(&mut order);
+        let mut per_port = std::mem::take(&mut self.scratch.per_port);
+        per_port.clear();
+        per_port.resize(order.len(), 0);
         if let Some(&first) = order.first() {
             self.deliver_cursor = first.wrapping_add(1);
         }
@@ -2004,7 +2006,7 @@ impl Bus {
         let cycle = self.cycle;
         let mut expired = 0;
         for port in &order {
-            if let Some(state) = self.ports.get_mut(port) {
+            if let Some(state) = self.ports.get_mut(port).filter(|s| !s.streams.is_empty()) {
                 let before = state.streams.len();
                 state.streams.retain(|f| f.expires_cycle > cycle);
                 expired += before - state.streams.len();
@@ -2023,8 +2025,8 @@ impl Bus {
                 .filter(|p| self.ports.get(p).is_some_and(PortState::has_work))
                 .count();
             self.scan_visits += order.len() as u64;
-            for &port in &order {
-                let used = per_port.get(&port).copied().unwrap_or(0);
+            for (i, &port) in order.iter().enumerate() {
+                let used = per_port[i];
                 if waiting > 1 && used >= share_cap {
                     continue;
                 }
@@ -2038,7 +2040,7 @@ impl Bus {
                 }
                 if n > 0 {
                     progress = true;
-                    *per_port.entry(port).or_default() += n;
+                    per_port[i] += n;
                 }
             }
         }
