@@ -71,6 +71,8 @@ struct Scratch {
     emitted: Vec<Outgoing>,
     acks: Vec<((u32, u32, u32), Vec<u32>)>,
     ack_lists: Vec<Vec<u32>>,
+    /// A frame encoded once for several links (`Bus::emit_to_links`).
+    encoded: Vec<u8>,
 }
 
 /// The smallest frame size a link may declare (see [`Bus::set_link_frame_len_max`]): IPv4's
@@ -474,6 +476,9 @@ struct StreamSource {
 enum ControlTarget {
     Station(u32),
     Link(LinkId),
+    /// The same frame on each of these links, in order (an advert to every live link):
+    /// encoded and checksummed once, then copied per link (see `emit_to_links`).
+    Links(Vec<LinkId>),
 }
 
 /// The Safari Bus of one station.
@@ -2216,7 +2221,19 @@ impl Bus {
             let Some((target, header, payload)) = self.control_out.pop_front() else {
                 break;
             };
-            if self.emit(target, &header, &payload) {
+            if let ControlTarget::Links(mut links) = target {
+                // One frame per link, counted against the budget per frame as if queued one
+                // by one; links left when the budget runs out stay first in the queue.
+                let (frames, consumed) =
+                    self.emit_to_links(&links, &header, &payload, budget - sent);
+                sent += frames;
+                if consumed < links.len() {
+                    links.drain(..consumed);
+                    self.control_out
+                        .push_front((ControlTarget::Links(links), header, payload));
+                    continue;
+                }
+            } else if self.emit(target, &header, &payload) {
                 sent += 1;
             }
             self.recycle_payload(payload);
@@ -2606,8 +2623,47 @@ impl Bus {
         true
     }
 
+    /// Sends the frame `header` + `payload` on `links` in order until `limit` frames were
+    /// queued, encoding it once (a 10 000-port advert to 1 000 links was encoded, checksummed
+    /// and its payload cloned once per link). Returns the frames queued and the links used.
+    fn emit_to_links(
+        &mut self,
+        links: &[LinkId],
+        header: &Header,
+        payload: &[u8],
+        limit: usize,
+    ) -> (usize, usize) {
+        let mut encoded = std::mem::take(&mut self.scratch.encoded);
+        encoded.clear();
+        encoded.resize(frame::encoded_len(header, payload.len()), 0);
+        if frame::encode(header, payload, &mut encoded).is_err() {
+            // Headers built by the bus are valid by construction; count rather than panic.
+            self.stats.control_malformed += 1;
+            self.scratch.encoded = encoded;
+            return (0, links.len());
+        }
+        let (mut sent, mut consumed) = (0, 0);
+        for &link in links {
+            if sent >= limit {
+                break;
+            }
+            consumed += 1;
+            let mut buffer = self.pool.pop().unwrap_or_default();
+            buffer.clear();
+            buffer.extend_from_slice(&encoded);
+            if self.push_tx(link, buffer) {
+                sent += 1;
+            }
+        }
+        self.scratch.encoded = encoded;
+        (sent, consumed)
+    }
+
     fn emit(&mut self, target: ControlTarget, header: &Header, payload: &[u8]) -> bool {
         let link = match target {
+            ControlTarget::Links(links) => {
+                return self.emit_to_links(&links, header, payload, usize::MAX).0 > 0;
+            }
             ControlTarget::Link(link) => Some(link),
             ControlTarget::Station(station) if station == self.config.station_id => Some(LOOPBACK),
             ControlTarget::Station(station) => self.next_hop_link(station),
@@ -2716,8 +2772,8 @@ impl Bus {
             .filter(|(_, l)| l.alive)
             .map(|(&id, _)| id)
             .collect();
-        for link in links {
-            self.push_control((ControlTarget::Link(link), header, payload.clone()));
+        if !links.is_empty() {
+            self.push_control((ControlTarget::Links(links), header, payload));
         }
     }
 
@@ -2751,10 +2807,9 @@ impl Bus {
                     .filter(|&(&id, l)| l.alive && id != link)
                     .map(|(&id, _)| id)
                     .collect();
-                let payload = payload.to_vec();
                 let _ = bytes;
-                for out in links {
-                    self.push_control((ControlTarget::Link(out), forwarded, payload.clone()));
+                if !links.is_empty() {
+                    self.push_control((ControlTarget::Links(links), forwarded, payload.to_vec()));
                 }
             }
             AdvertOutcome::Stale => {}

@@ -387,3 +387,55 @@ fn expired_stream_frames_leave_their_port_idle() {
         "a port with expired frames stayed listed"
     );
 }
+
+#[test]
+fn an_advert_to_many_links_is_one_encoding_within_the_control_budget() {
+    // Method: 25 neighbours come up at once on a bus whose transmit budget is 10 frames per
+    // cycle. Their 25 heartbeat answers and the advert to all 25 links queue as control
+    // frames: every cycle queues at most 10, in order (heartbeats first), and every link gets
+    // the same advert bytes exactly once.
+    let mut config = BusConfig::new(1);
+    config.transmit_budget = 10;
+    let mut bus = Bus::new(config).unwrap();
+    bus.serve(2000, recorder(&Arc::default())).unwrap();
+    let now = Instant::ZERO;
+    let links: Vec<LinkId> = (0..25).map(|_| bus.add_link(now)).collect();
+    // The 25 greetings take three cycles.
+    for _ in 0..3 {
+        bus.cycle(now);
+        assert!(drain(&mut bus).len() <= 10);
+    }
+    bus.cycle(now);
+    assert!(drain(&mut bus).is_empty(), "greetings still queued");
+    for (i, &link) in links.iter().enumerate() {
+        bus.handle_frame(now, link, &heartbeat(100 + i as u32));
+    }
+    let mut adverts: Vec<(LinkId, Vec<u8>)> = Vec::new();
+    let mut kinds = Vec::new();
+    for _ in 0..10 {
+        bus.cycle(now);
+        let mut frames = 0;
+        while let Some(t) = bus.poll_transmit() {
+            frames += 1;
+            let view = frame::FrameView::decode(&t.frame, Default::default()).unwrap();
+            let header = view.header();
+            kinds.push(header.packet_type);
+            if header.packet_type == PacketType::Control {
+                adverts.push((t.link, t.frame.clone()));
+            }
+        }
+        assert!(frames <= 10, "{frames} control frames in one cycle");
+    }
+    let first_advert = kinds
+        .iter()
+        .position(|k| *k == PacketType::Control)
+        .unwrap();
+    assert_eq!(
+        first_advert, 25,
+        "the heartbeat answers go first: {kinds:?}"
+    );
+    let mut to: Vec<LinkId> = adverts.iter().map(|(l, _)| *l).collect();
+    to.sort_unstable();
+    assert_eq!(to, links, "one advert per link");
+    assert!(adverts.iter().all(|(_, f)| *f == adverts[0].1));
+}
