@@ -30,6 +30,7 @@ use super::control::{
 use super::dedup::{ReceiveWindow, Verdict};
 use super::hash::{FastMap, FastSet, FastState};
 use super::orchestrator::{Pace, Pacer, StreamPlan};
+use super::port_table::{PortSet, PortTable};
 use super::registry::{self, PortClass};
 use super::rng::Rng;
 use super::routing::{AdvertOutcome, Topology};
@@ -66,12 +67,14 @@ struct Scratch {
     per_service: FastMap<u16, usize>,
     stopped: FastSet<u16>,
     order: Vec<u16>,
-    rest: Vec<u16>,
-    per_port: FastMap<u16, usize>,
+    /// Deliveries per port of `order`, by position.
+    per_port: Vec<usize>,
     links: Vec<LinkId>,
     emitted: Vec<Outgoing>,
     acks: Vec<((u32, u32, u32), Vec<u32>)>,
     ack_lists: Vec<Vec<u32>>,
+    /// A frame encoded once for several links (`Bus::emit_to_links`).
+    encoded: Vec<u8>,
 }
 
 /// The smallest frame size a link may declare (see [`Bus::set_link_frame_len_max`]): IPv4's
@@ -360,6 +363,25 @@ struct PortState {
     bulk_done: VecDeque<BulkReceived>,
     subscribed: bool,
     grouped: bool,
+    /// Listed in `Bus::ready_ports`.
+    listed: bool,
+}
+
+impl PortState {
+    /// Whether something waits for delivery: a completed bulk object, a stream frame or a
+    /// message.
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || !self.streams.is_empty() || !self.bulk_done.is_empty()
+    }
+}
+
+/// Lists `port` in `ready` (the ports with something to deliver, `Bus::ready_ports`) unless
+/// it is listed already. Called wherever something is queued for a port.
+fn list_ready(ready: &mut PortSet, port: u16, state: &mut PortState) {
+    if !state.listed {
+        state.listed = true;
+        ready.insert(port);
+    }
 }
 
 #[derive(Debug)]
@@ -522,6 +544,8 @@ struct Link {
     alive: bool,
     /// Largest frame the link carries in one piece (a UDP link: the path MTU's datagram).
     frame_len_max: usize,
+    /// The key this link is filed under in `Bus::link_deadlines`.
+    filed_at: Instant,
 }
 
 #[derive(Debug)]
@@ -549,6 +573,9 @@ struct StreamSource {
 enum ControlTarget {
     Station(u32),
     Link(LinkId),
+    /// The same frame on each of these links, in order (an advert to every live link):
+    /// encoded and checksummed once, then copied per link (see `emit_to_links`).
+    Links(Vec<LinkId>),
 }
 
 /// The Safari Bus of one station.
@@ -560,6 +587,11 @@ pub struct Bus {
     decode: DecodeOptions,
 
     links: BTreeMap<LinkId, Link>,
+    /// Every link, filed under a time no later than its next heartbeat or dead-man deadline
+    /// (`link_due_at`). Sending or hearing only moves a link's deadlines later, so an entry
+    /// may be early, never late: `run_timers` looks at the links whose entry is due, and
+    /// files them again under their real deadline. An idle cycle looks at no link.
+    link_deadlines: BTreeSet<(Instant, LinkId)>,
     next_link: LinkId,
     neighbour_links: BTreeMap<u32, LinkId>,
     topology: Topology,
@@ -567,7 +599,14 @@ pub struct Bus {
     advert_due: bool,
     next_advert_at: Instant,
 
-    ports: BTreeMap<u16, PortState>,
+    ports: PortTable<PortState>,
+    /// The ports that have something to deliver (`PortState::has_work`). Ports join when
+    /// something is queued for them and leave in the deliver phase once empty, so between
+    /// cycles the set is exact. The deliver phase, the backlog check and `has_work` walk this
+    /// set, never every port (`spec/model/Cycle-v1.md` §5, C1).
+    ready_ports: PortSet,
+    /// Port and link entries looked at by the per-cycle scans (see [`Bus::scan_visits`]).
+    scan_visits: u64,
     tees: Vec<(u16, Box<dyn Tee>)>,
     deliver_cursor: u16,
 
@@ -665,12 +704,15 @@ impl Bus {
             now: Instant::ZERO,
             cycle: 0,
             links: BTreeMap::new(),
+            link_deadlines: BTreeSet::new(),
             next_link: 0,
             neighbour_links: BTreeMap::new(),
             advert_seq: 0,
             advert_due: true,
             next_advert_at: Instant::ZERO,
-            ports: BTreeMap::new(),
+            ports: PortTable::new(),
+            ready_ports: PortSet::new(),
+            scan_visits: 0,
             tees: Vec::new(),
             deliver_cursor: 0,
             request_counter: 0,
@@ -764,6 +806,15 @@ impl Bus {
     /// The cycle count.
     pub fn cycles(&self) -> u64 {
         self.cycle
+    }
+
+    /// How many port and link entries the per-cycle scans have looked at since the bus
+    /// started: ports with something to deliver (the delivery order, stream expiry, the
+    /// rounds' waiting count, the backlog check) and links whose heartbeat or dead-man
+    /// deadline had come. A cost indicator for tests and benchmarks: a cycle with nothing
+    /// waiting and no deadline due adds nothing, however many ports and links the bus has.
+    pub fn scan_visits(&self) -> u64 {
+        self.scan_visits
     }
 
     /// Serves `port` with `service`. Ports 0–10 and the client port are reserved.
@@ -948,10 +999,34 @@ impl Bus {
                 queued: 0,
                 alive: false,
                 frame_len_max: usize::MAX,
+                filed_at: Instant::NEVER,
             },
         );
         self.queue_heartbeat(id);
+        self.file_link(id);
         id
+    }
+
+    /// When `link` next needs the timers' attention: its heartbeat is due, or (alive) it has
+    /// been silent for longer than `dead_after` (the first instant `run_timers` declares it
+    /// dead).
+    fn link_due_at(&self, link: &Link) -> Instant {
+        let mut at = link.last_sent + self.config.heartbeat_interval;
+        if link.alive {
+            at = at.min(link.last_heard + self.config.dead_after + Duration::from_nanos(1));
+        }
+        at
+    }
+
+    /// Files `link` in `link_deadlines` under its current deadline.
+    fn file_link(&mut self, id: LinkId) {
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        let at = self.link_due_at(link);
+        let filed_at = std::mem::replace(&mut self.links.get_mut(&id).expect("got").filed_at, at);
+        self.link_deadlines.remove(&(filed_at, id));
+        self.link_deadlines.insert((at, id));
     }
 
     /// Sets the largest frame `link` carries in one piece (for a UDP link, the largest
@@ -968,6 +1043,7 @@ impl Bus {
     /// Removes a link (closed or failed); its neighbour is down at once.
     pub fn remove_link(&mut self, link: LinkId) {
         if let Some(state) = self.links.remove(&link) {
+            self.link_deadlines.remove(&(state.filed_at, link));
             if let Some(peer) = state.peer {
                 self.peer_down(peer, link);
             }
@@ -1171,7 +1247,10 @@ impl Bus {
             return Some(self.now);
         }
         let mut next = self.next_advert_at;
-        next = next.min(self.heartbeat_deadline());
+        // The earliest link entry may be early (see `link_deadlines`): waking early is safe.
+        if let Some(&(at, _)) = self.link_deadlines.first() {
+            next = next.min(at);
+        }
         if let Some(at) = self.timers.next_deadline() {
             next = next.min(at);
         }
@@ -1191,10 +1270,7 @@ impl Bus {
             || !self.forward_out.is_empty()
             || !self.stream_out.is_empty()
             || !self.acks_due.is_empty()
-            || self
-                .ports
-                .values()
-                .any(|p| !p.queue.is_empty() || !p.streams.is_empty() || !p.bulk_done.is_empty())
+            || !self.ready_ports.is_empty()
             || self
                 .channels
                 .values()
@@ -1206,17 +1282,6 @@ impl Bus {
                         .values()
                         .any(|f| f.data.is_some() && f.sent_at.is_none())
             })
-    }
-
-    fn heartbeat_deadline(&self) -> Instant {
-        let mut next = Instant::NEVER;
-        for link in self.links.values() {
-            next = next.min(link.last_sent + self.config.heartbeat_interval);
-            if link.alive {
-                next = next.min(link.last_heard + self.config.dead_after);
-            }
-        }
-        next
     }
 
     /// Queues a control frame; past the bound (four link queues' worth) the frame is dropped
@@ -1880,13 +1945,24 @@ impl Bus {
     fn run_timers(&mut self) -> usize {
         let now = self.now;
         let mut work = 0;
-        // Dead-man detection and heartbeats.
+        // Dead-man detection and heartbeats, for the links whose entry is due, in link id
+        // order.
         let mut link_ids = std::mem::take(&mut self.scratch.links);
         link_ids.clear();
-        link_ids.extend(self.links.keys().copied());
+        while let Some(&(at, id)) = self.link_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.link_deadlines.pop_first();
+            link_ids.push(id);
+        }
+        link_ids.sort_unstable();
+        self.scan_visits += link_ids.len() as u64;
         for &id in &link_ids {
             let (dead, heartbeat) = {
-                let link = &self.links[&id];
+                let Some(link) = self.links.get(&id) else {
+                    continue;
+                };
                 (
                     link.alive && now.saturating_since(link.last_heard) > self.config.dead_after,
                     now.saturating_since(link.last_sent) >= self.config.heartbeat_interval,
@@ -1904,6 +1980,7 @@ impl Bus {
                 self.queue_heartbeat(id);
                 work += 1;
             }
+            self.file_link(id);
         }
         self.scratch.links = link_ids;
         // Discovery.
@@ -2117,6 +2194,7 @@ impl Bus {
                     ack: None,
                     expires_cycle: 0,
                 });
+                list_ready(&mut self.ready_ports, registry::DEAD_LETTER, state);
             }
         }
         self.admit_backlog(destination);
@@ -2131,26 +2209,26 @@ impl Bus {
     /// Reporter (2), Logger (1); the Orchestrator (0) always last. `spec/model/Cycle-v1.md`.
     /// The ports with something to deliver, in this cycle's order: application ports
     /// round-robin from the cursor, then middleware and system ports, highest first. Filled
-    /// into `order` (cleared first).
+    /// into `order` (cleared first). Walks only the ready set (`ready_ports`), in key order:
+    /// O(ports with something waiting), not O(ports served).
     fn delivery_order(&mut self, order: &mut Vec<u16>) {
         order.clear();
-        let mut rest = std::mem::take(&mut self.scratch.rest);
-        rest.clear();
-        for (&port, state) in &self.ports {
-            if state.queue.is_empty() && state.streams.is_empty() && state.bulk_done.is_empty() {
-                continue;
-            }
-            if port > registry::MIDDLEWARE_LAST {
-                order.push(port);
-            } else {
-                rest.push(port);
-            }
-        }
-        let split = order.partition_point(|&p| p < self.deliver_cursor);
-        order.rotate_left(split);
-        rest.sort_unstable_by(|a, b| b.cmp(a));
-        order.extend_from_slice(&rest);
-        self.scratch.rest = rest;
+        let first_app = registry::MIDDLEWARE_LAST + 1;
+        let cursor = self.deliver_cursor.max(first_app);
+        let ready = &self.ready_ports;
+        ready.extend_ascending(cursor, 65_536, order);
+        ready.extend_ascending(first_app, u32::from(cursor), order);
+        ready.extend_descending_below(first_app, order);
+        debug_assert_eq!(order.len(), ready.len());
+        self.scan_visits += order.len() as u64;
+        // The set is exact between cycles (see `ready_ports`); a port listed without work would
+        // take the rotation's first place from a port that has some.
+        debug_assert!(
+            order
+                .iter()
+                .all(|p| self.ports.get(p).is_some_and(PortState::has_work)),
+            "a ready port with nothing to deliver"
+        );
     }
 
     fn deliver_phase(&mut self) -> (usize, bool) {
@@ -2158,20 +2236,24 @@ impl Bus {
         let quantum = self.config.consecutive_per_recipient_max as usize;
         let share_cap = (budget * self.config.service_share_percent as usize / 100).max(1);
         let mut delivered = 0usize;
-        let mut per_port = std::mem::take(&mut self.scratch.per_port);
-        per_port.clear();
         let mut order = std::mem::take(&mut self.scratch.order);
         self.delivery_order(&mut order);
+        let mut per_port = std::mem::take(&mut self.scratch.per_port);
+        per_port.clear();
+        per_port.resize(order.len(), 0);
         if let Some(&first) = order.first() {
             self.deliver_cursor = first.wrapping_add(1);
         }
-        // Expire stream frames whose lifetime ended while they waited.
+        // Expire stream frames whose lifetime ended while they waited (only ready ports
+        // hold any).
         let cycle = self.cycle;
         let mut expired = 0;
-        for state in self.ports.values_mut() {
-            let before = state.streams.len();
-            state.streams.retain(|f| f.expires_cycle > cycle);
-            expired += before - state.streams.len();
+        for port in &order {
+            if let Some(state) = self.ports.get_mut(port).filter(|s| !s.streams.is_empty()) {
+                let before = state.streams.len();
+                state.streams.retain(|f| f.expires_cycle > cycle);
+                expired += before - state.streams.len();
+            }
         }
         self.stats.stream_expired += expired as u64;
 
@@ -2183,14 +2265,11 @@ impl Bus {
             progress = false;
             let waiting = order
                 .iter()
-                .filter(|p| {
-                    self.ports.get(p).is_some_and(|s| {
-                        !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty()
-                    })
-                })
+                .filter(|p| self.ports.get(p).is_some_and(PortState::has_work))
                 .count();
-            for &port in &order {
-                let used = per_port.get(&port).copied().unwrap_or(0);
+            self.scan_visits += order.len() as u64;
+            for (i, &port) in order.iter().enumerate() {
+                let used = per_port[i];
                 if waiting > 1 && used >= share_cap {
                     continue;
                 }
@@ -2204,16 +2283,25 @@ impl Bus {
                 }
                 if n > 0 {
                     progress = true;
-                    *per_port.entry(port).or_default() += n;
+                    per_port[i] += n;
                 }
             }
         }
+        // Ports emptied leave the ready set; what is left is the backlog. Nothing is queued
+        // for a port during the deliver phase (handlers' output waits for the commit phase),
+        // so the ready set is exactly `order`.
+        self.scan_visits += order.len() as u64;
+        for &port in &order {
+            if let Some(state) = self.ports.get_mut(&port) {
+                if !state.has_work() {
+                    state.listed = false;
+                    self.ready_ports.remove(port);
+                }
+            }
+        }
+        let backlog = !self.ready_ports.is_empty();
         self.scratch.order = order;
         self.scratch.per_port = per_port;
-        let backlog = self
-            .ports
-            .values()
-            .any(|s| !s.queue.is_empty() || !s.streams.is_empty() || !s.bulk_done.is_empty());
         (delivered, backlog)
     }
 
@@ -2375,7 +2463,19 @@ impl Bus {
             let Some((target, header, payload)) = self.control_out.pop_front() else {
                 break;
             };
-            if self.emit(target, &header, &payload) {
+            if let ControlTarget::Links(mut links) = target {
+                // One frame per link, counted against the budget per frame as if queued one
+                // by one; links left when the budget runs out stay first in the queue.
+                let (frames, consumed) =
+                    self.emit_to_links(&links, &header, &payload, budget - sent);
+                sent += frames;
+                if consumed < links.len() {
+                    links.drain(..consumed);
+                    self.control_out
+                        .push_front((ControlTarget::Links(links), header, payload));
+                    continue;
+                }
+            } else if self.emit(target, &header, &payload) {
                 sent += 1;
             }
             self.recycle_payload(payload);
@@ -2772,8 +2872,47 @@ impl Bus {
         true
     }
 
+    /// Sends the frame `header` + `payload` on `links` in order until `limit` frames were
+    /// queued, encoding it once (a 10 000-port advert to 1 000 links was encoded, checksummed
+    /// and its payload cloned once per link). Returns the frames queued and the links used.
+    fn emit_to_links(
+        &mut self,
+        links: &[LinkId],
+        header: &Header,
+        payload: &[u8],
+        limit: usize,
+    ) -> (usize, usize) {
+        let mut encoded = std::mem::take(&mut self.scratch.encoded);
+        encoded.clear();
+        encoded.resize(frame::encoded_len(header, payload.len()), 0);
+        if frame::encode(header, payload, &mut encoded).is_err() {
+            // Headers built by the bus are valid by construction; count rather than panic.
+            self.stats.control_malformed += 1;
+            self.scratch.encoded = encoded;
+            return (0, links.len());
+        }
+        let (mut sent, mut consumed) = (0, 0);
+        for &link in links {
+            if sent >= limit {
+                break;
+            }
+            consumed += 1;
+            let mut buffer = self.pool.pop().unwrap_or_default();
+            buffer.clear();
+            buffer.extend_from_slice(&encoded);
+            if self.push_tx(link, buffer) {
+                sent += 1;
+            }
+        }
+        self.scratch.encoded = encoded;
+        (sent, consumed)
+    }
+
     fn emit(&mut self, target: ControlTarget, header: &Header, payload: &[u8]) -> bool {
         let link = match target {
+            ControlTarget::Links(links) => {
+                return self.emit_to_links(&links, header, payload, usize::MAX).0 > 0;
+            }
             ControlTarget::Link(link) => Some(link),
             ControlTarget::Station(station) if station == self.config.station_id => Some(LOOPBACK),
             ControlTarget::Station(station) => self.next_hop_link(station),
@@ -2830,6 +2969,8 @@ impl Bus {
         self.advert_due = true;
         // Answer at once so the neighbour learns us without waiting a heartbeat interval.
         self.queue_heartbeat(link);
+        // Alive now: its dead-man deadline counts (it may come before the heartbeat's).
+        self.file_link(link);
     }
 
     fn originate_advert(&mut self) {
@@ -2880,8 +3021,8 @@ impl Bus {
             .filter(|(_, l)| l.alive)
             .map(|(&id, _)| id)
             .collect();
-        for link in links {
-            self.push_control((ControlTarget::Link(link), header, payload.clone()));
+        if !links.is_empty() {
+            self.push_control((ControlTarget::Links(links), header, payload));
         }
     }
 
@@ -2915,10 +3056,9 @@ impl Bus {
                     .filter(|&(&id, l)| l.alive && id != link)
                     .map(|(&id, _)| id)
                     .collect();
-                let payload = payload.to_vec();
                 let _ = bytes;
-                for out in links {
-                    self.push_control((ControlTarget::Link(out), forwarded, payload.clone()));
+                if !links.is_empty() {
+                    self.push_control((ControlTarget::Links(links), forwarded, payload.to_vec()));
                 }
             }
             AdvertOutcome::Stale => {}
@@ -3173,6 +3313,7 @@ impl Bus {
             ack: ack_required.then_some((sender, epoch, seq, as_id)),
             expires_cycle: 0,
         });
+        list_ready(&mut self.ready_ports, port, state);
         if ack_required {
             if let Some(window) = self.window_for(sender, as_id, epoch, seq) {
                 window.accept(seq);
@@ -3382,6 +3523,7 @@ impl Bus {
             |old: Inbound| pool.give(old.payload, pool_max),
         );
         self.stats.stream_overrun += dropped as u64;
+        list_ready(&mut self.ready_ports, port, state);
     }
 
     fn transmit_streams(&mut self, budget: usize) -> usize {
@@ -4084,11 +4226,9 @@ impl Bus {
                     spool_key: t.key.clone(),
                 };
                 let port = t.port;
-                self.ports
-                    .entry(port)
-                    .or_default()
-                    .bulk_done
-                    .push_back(done);
+                let state = self.ports.entry(port).or_default();
+                state.bulk_done.push_back(done);
+                list_ready(&mut self.ready_ports, port, state);
             }
             IoOutcome::Failed(failure) => self.fail_inbound(key, failure),
             _ => self.fail_inbound(key, IoFailure::Io),

@@ -9,6 +9,7 @@ pub mod control;
 pub mod dedup;
 pub mod hash;
 pub mod orchestrator;
+mod port_table;
 pub mod registry;
 pub mod rng;
 pub mod routing;
@@ -29,5 +30,7 @@ pub use config::BusConfig;
 pub use service::{BulkReceived, Context, Message, Outgoing, Recipient, Service, Tee};
 pub use time::{Duration, Instant};
 
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;

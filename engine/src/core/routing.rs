@@ -35,6 +35,9 @@ pub struct Topology {
     self_id: u32,
     stations_max: usize,
     stations: BTreeMap<u32, StationInfo>,
+    /// No later than the oldest `refreshed_at` in `stations`: `expire`, called every cycle,
+    /// scans the stations only once one of them may be older than the TTL.
+    oldest_refresh: Instant,
     /// This station's live neighbours.
     neighbours: BTreeSet<u32>,
     routes: BTreeMap<u32, Route>,
@@ -61,6 +64,7 @@ impl Topology {
             self_id,
             stations_max,
             stations: BTreeMap::new(),
+            oldest_refresh: Instant::NEVER,
             neighbours: BTreeSet::new(),
             routes: BTreeMap::new(),
             dirty: false,
@@ -118,6 +122,7 @@ impl Topology {
                         refreshed_at: now,
                     },
                 );
+                self.oldest_refresh = self.oldest_refresh.min(now);
                 self.mark(true);
                 AdvertOutcome::Accepted
             }
@@ -126,6 +131,10 @@ impl Topology {
 
     /// Forgets stations whose advert is older than `ttl`. Returns the forgotten ids.
     pub fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<u32> {
+        if self.oldest_refresh == Instant::NEVER || now.saturating_since(self.oldest_refresh) <= ttl
+        {
+            return Vec::new();
+        }
         let expired: Vec<u32> = self
             .stations
             .iter()
@@ -135,6 +144,12 @@ impl Topology {
         for id in &expired {
             self.stations.remove(id);
         }
+        self.oldest_refresh = self
+            .stations
+            .values()
+            .map(|info| info.refreshed_at)
+            .min()
+            .unwrap_or(Instant::NEVER);
         self.mark(!expired.is_empty());
         expired
     }
