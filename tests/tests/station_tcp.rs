@@ -72,6 +72,36 @@ fn echo() -> impl Service {
     }
 }
 
+/// Records every bulk object its port receives.
+struct Files(Arc<Mutex<Vec<tamtam_engine::core::BulkReceived>>>);
+
+impl Service for Files {
+    fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
+    fn on_bulk(&mut self, _: &mut Context<'_>, object: &tamtam_engine::core::BulkReceived) {
+        self.0.lock().unwrap().push(object.clone());
+    }
+}
+
+/// A stream handler that blocks its shard on the first frame (a reader that stopped), until
+/// the returned sender sends or the wait ends; the receiver says when it blocked.
+fn stalling_reader() -> (
+    impl Service + use<>,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (blocked_tx, blocked_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let stalled = std::sync::atomic::AtomicBool::new(false);
+    let handler = move |_: &mut Context<'_>, _: &Message<'_>| {
+        if !stalled.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let _ = blocked_tx.try_send(());
+            let _ = release_rx.lock().unwrap().recv_timeout(WAIT);
+        }
+    };
+    (handler, blocked_rx, release_tx)
+}
+
 fn recorder(seen: &Seen) -> impl Service + use<> {
     let seen = seen.clone();
     move |_: &mut Context<'_>, m: &Message<'_>| seen.lock().unwrap().push(m.payload.to_vec())
@@ -84,13 +114,6 @@ fn tcp_fast_request_stream_and_bulk() {
         let seen: Seen = Arc::default();
         let frames: Seen = Arc::default();
         let files = Arc::new(Mutex::new(Vec::new()));
-        struct Files(Arc<Mutex<Vec<tamtam_engine::core::BulkReceived>>>);
-        impl Service for Files {
-            fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
-            fn on_bulk(&mut self, _: &mut Context<'_>, object: &tamtam_engine::core::BulkReceived) {
-                self.0.lock().unwrap().push(object.clone());
-            }
-        }
         let b = Station::builder()
             .id(2)
             .backend(backend)
@@ -237,13 +260,6 @@ fn two_core_station_shards_ports_and_answers_as_one_station() {
     let dir = temp("two-core");
     let seen: Seen = Arc::default();
     let files = Arc::new(Mutex::new(Vec::new()));
-    struct Files(Arc<Mutex<Vec<tamtam_engine::core::BulkReceived>>>);
-    impl Service for Files {
-        fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
-        fn on_bulk(&mut self, _: &mut Context<'_>, object: &tamtam_engine::core::BulkReceived) {
-            self.0.lock().unwrap().push(object.clone());
-        }
-    }
     let b = Station::builder()
         .id(2)
         .cores(2)
@@ -455,20 +471,12 @@ fn a_stalled_stream_reader_costs_the_sender_bounded_memory() {
     // link and counts `link_queue_drops`. Method: the subscriber's handler blocks its shard on
     // the first frame (a stalled reader) until the test releases it.
     let dir = temp("stalled-reader");
-    let (blocked_tx, blocked_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let release_rx = Mutex::new(release_rx);
-    let stalled = std::sync::atomic::AtomicBool::new(false);
+    let (stalling, blocked_rx, release_tx) = stalling_reader();
     let b = Station::builder()
         .id(2)
         .listen_tcp("127.0.0.1:0".parse().unwrap())
         .spool_dir(dir.join("b"))
-        .subscribe(3000, move |_: &mut Context<'_>, _: &Message<'_>| {
-            if !stalled.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                let _ = blocked_tx.try_send(());
-                let _ = release_rx.lock().unwrap().recv_timeout(WAIT);
-            }
-        })
+        .subscribe(3000, stalling)
         .build()
         .unwrap();
     let a = Station::builder()
@@ -575,13 +583,6 @@ fn send_reader_spools_first_and_reports_a_failing_reader() {
     for backend in backends() {
         let dir = temp(&format!("reader-{backend:?}"));
         let files = Arc::new(Mutex::new(Vec::new()));
-        struct Files(Arc<Mutex<Vec<tamtam_engine::core::BulkReceived>>>);
-        impl Service for Files {
-            fn on_message(&mut self, _: &mut Context<'_>, _: &Message<'_>) {}
-            fn on_bulk(&mut self, _: &mut Context<'_>, object: &tamtam_engine::core::BulkReceived) {
-                self.0.lock().unwrap().push(object.clone());
-            }
-        }
         let b = Station::builder()
             .id(2)
             .backend(backend)
@@ -650,20 +651,12 @@ fn a_stalled_stream_subscriber_does_not_hold_up_another() {
     // the stalled link drops; then each of 100 frames, sent one at a time, must reach
     // subscriber 3.
     let dir = temp("stalled-and-live");
-    let (blocked_tx, blocked_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let release_rx = Mutex::new(release_rx);
-    let stalled = std::sync::atomic::AtomicBool::new(false);
+    let (stalling, blocked_rx, release_tx) = stalling_reader();
     let slow = Station::builder()
         .id(2)
         .listen_tcp("127.0.0.1:0".parse().unwrap())
         .spool_dir(dir.join("slow"))
-        .subscribe(3000, move |_: &mut Context<'_>, _: &Message<'_>| {
-            if !stalled.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                let _ = blocked_tx.try_send(());
-                let _ = release_rx.lock().unwrap().recv_timeout(WAIT);
-            }
-        })
+        .subscribe(3000, stalling)
         .build()
         .unwrap();
     let seen = Arc::new(Mutex::new(Vec::<u32>::new()));

@@ -2055,60 +2055,48 @@ impl Shard {
     }
 
     fn file_done(&mut self, tag: u64, result: io::Result<usize>, buffer: Vec<u8>) {
-        let Some(wait) = self.files.remove(&tag) else {
+        let Some(mut wait) = self.files.remove(&tag) else {
             return;
         };
+        if let FileWait::Write {
+            key,
+            retained,
+            buffered_only,
+            ..
+        } = &mut wait
+            && matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EINVAL))
+            && let Some(data) = retained.take()
+        {
+            // The file system takes O_DIRECT opens but not these writes: buffered from now on
+            // for this object, this segment included.
+            self.spool.disable_direct(key);
+            *buffered_only = true;
+            self.spool_writes.push_front((wait, data));
+            return;
+        }
         match wait {
             FileWait::Write {
                 io,
                 key,
                 segment,
                 crc,
-                offset,
                 len,
                 retained,
                 ..
             } => {
-                let refused = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EINVAL));
-                let retained = match retained {
-                    Some(data) if refused => data,
-                    kept => {
-                        // A direct write's segment was kept aside; a buffered write's comes
-                        // back with its completion.
-                        let segment_buffer = kept.unwrap_or(buffer);
-                        let outcome = match result {
-                            Ok(n) if n == len => {
-                                match self.spool.segment_written(&key, segment, crc) {
-                                    Ok(()) => IoOutcome::Written,
-                                    Err(failure) => IoOutcome::Failed(failure),
-                                }
-                            }
-                            Ok(_) => IoOutcome::Failed(IoFailure::Io),
-                            Err(e) => IoOutcome::Failed(super::spool::map_io(e)),
-                        };
-                        self.recycled.push(segment_buffer);
-                        self.ready_io.push_back((io, outcome));
-                        return;
-                    }
+                // A direct write's segment was kept aside; a buffered write's comes back with
+                // its completion.
+                let segment_buffer = retained.unwrap_or(buffer);
+                let outcome = match result {
+                    Ok(n) if n == len => match self.spool.segment_written(&key, segment, crc) {
+                        Ok(()) => IoOutcome::Written,
+                        Err(failure) => IoOutcome::Failed(failure),
+                    },
+                    Ok(_) => IoOutcome::Failed(IoFailure::Io),
+                    Err(e) => IoOutcome::Failed(super::spool::map_io(e)),
                 };
-                {
-                    // The file system takes O_DIRECT opens but not these writes: buffered
-                    // from now on for this object, this segment included.
-                    self.spool.disable_direct(&key);
-                    self.spool_writes.push_front((
-                        FileWait::Write {
-                            io,
-                            key,
-                            segment,
-                            crc,
-                            offset,
-                            len,
-                            retained: None,
-                            buffered_only: true,
-                        },
-                        retained,
-                    ));
-                }
+                self.recycled.push(segment_buffer);
+                self.ready_io.push_back((io, outcome));
             }
             FileWait::Read { io } => {
                 let outcome = match result {

@@ -1815,18 +1815,7 @@ impl UringReactor {
                         }
                         None => {
                             // The socket was closed meanwhile: only the buffers are left.
-                            let SendOp {
-                                mut buffers,
-                                message,
-                                ..
-                            } = op;
-                            self.done.extend(buffers.drain(..));
-                            if self.send_queues.len() < POOL_MAX {
-                                self.send_queues.push(buffers);
-                            }
-                            if self.send_messages.len() < POOL_MAX {
-                                self.send_messages.push(message);
-                            }
+                            self.recycle_send(op);
                             self.ops.release(index);
                             return 0;
                         }
@@ -1857,18 +1846,7 @@ impl UringReactor {
             return 0;
         }
         // The op ends: unsent buffers (after an error or a close) go back unsent.
-        let SendOp {
-            mut buffers,
-            message,
-            ..
-        } = op;
-        self.done.extend(buffers.drain(..));
-        if self.send_queues.len() < POOL_MAX {
-            self.send_queues.push(buffers);
-        }
-        if self.send_messages.len() < POOL_MAX {
-            self.send_messages.push(message);
-        }
+        self.recycle_send(op);
         if let Some(io) = self.open_stream_mut(stream) {
             io.sending = false;
         }
@@ -1891,6 +1869,22 @@ impl UringReactor {
             self.schedule(stream);
         }
         0
+    }
+
+    /// Hands an ended send op's buffers back (for `reclaim`) and pools its queue and header.
+    fn recycle_send(&mut self, op: SendOp) {
+        let SendOp {
+            mut buffers,
+            message,
+            ..
+        } = op;
+        self.done.extend(buffers.drain(..));
+        if self.send_queues.len() < POOL_MAX {
+            self.send_queues.push(buffers);
+        }
+        if self.send_messages.len() < POOL_MAX {
+            self.send_messages.push(message);
+        }
     }
 
     fn datagram_done(&mut self, index: usize, op: DatagramOp) {
